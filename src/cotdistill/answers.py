@@ -1,0 +1,232 @@
+"""Answer extraction and normalisation, shared by evaluation and by RL rewards.
+
+Two scores for every prediction:
+
+* **strict**: the answer must be stated in a recognised answer sentence
+  (``The answer is X``, ``#### X`` or ``\\boxed{X}``; the last one wins);
+* **flexible**: falls back to the last answer-shaped span anywhere in the text
+  (last number, last list, last yes/no, last label word).
+
+Both compare the *normalised* extracted answer with the normalised gold answer.
+"""
+
+from __future__ import annotations
+
+import ast
+import re
+import string
+from collections.abc import Sequence
+from dataclasses import dataclass
+from decimal import Decimal, InvalidOperation
+from fractions import Fraction
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from cotdistill.tasks.base import AnswerType
+
+ANSWER_PREFIX = "The answer is"
+
+_ANSWER_SENTENCE = re.compile(
+    r"(?:the\s+(?:final\s+)?answer\s+is|final\s+answer\s*:|answer\s*:)\s*:?\s*(.+)", re.IGNORECASE
+)
+_HASHES = re.compile(r"####\s*(.+)")
+_BOXED = re.compile(r"\\boxed\{((?:[^{}]|\{[^{}]*\})*)\}")
+_NUMBER = re.compile(r"(?<![\w.])[-−]?\$?\s?(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?(?:\s*/\s*\d+)?%?")
+_LIST = re.compile(r"\[[^\[\]]*\]")
+_CHOICE = re.compile(r"(?:^|[\s(\[])([A-E])(?:[)\].,:;\s]|$)")
+_YESNO = re.compile(r"\b(yes|no)\b", re.IGNORECASE)
+
+
+@dataclass(frozen=True)
+class Score:
+    """Result of scoring one prediction. ``extracted`` is the flexible extraction (or None)."""
+
+    strict: bool
+    flexible: bool
+    extracted: str | None
+    extracted_strict: str | None
+
+
+def answer_sentence(answer: str) -> str:
+    """The canonical closing sentence every oracle rationale and prompt asks for."""
+    return f"{ANSWER_PREFIX} {answer}."
+
+
+def instruction(answer_type: AnswerType | str, labels: Sequence[str] = ()) -> str:
+    """One sentence telling a model how to state its final answer."""
+    kind = _kind(answer_type)
+    shape = {
+        "number": "a number",
+        "choice": "a letter",
+        "yesno": "yes or no",
+        "list": "a Python list",
+        "label": " or ".join(labels) if labels else "a word",
+        "text": "a short phrase",
+    }[kind]
+    return f'Think step by step, then finish with "{ANSWER_PREFIX} X." where X is {shape}.'
+
+
+def _kind(answer_type: AnswerType | str) -> str:
+    return answer_type.value if hasattr(answer_type, "value") else str(answer_type)
+
+
+# --------------------------------------------------------------------------- normalisation
+
+
+def normalize_number(text: str) -> str | None:
+    """Canonical decimal string for a number written with commas, $, %, .0, or a fraction."""
+    cleaned = text.strip().replace("−", "-").replace(",", "").replace("$", "").replace("%", "")
+    cleaned = cleaned.replace(" ", "").rstrip(".")
+    if not cleaned:
+        return None
+    try:
+        if "/" in cleaned:
+            value = Fraction(cleaned)
+            if value.denominator == 1:
+                return str(value.numerator)
+            return _decimal_str(Decimal(value.numerator) / Decimal(value.denominator))
+        return _decimal_str(Decimal(cleaned))
+    except (InvalidOperation, ValueError, ZeroDivisionError):
+        return None
+
+
+def _decimal_str(value: Decimal) -> str:
+    if value == value.to_integral_value():
+        return str(int(value))
+    return format(value.normalize(), "f")
+
+
+def normalize_list(text: str) -> str | None:
+    """Canonical form of a Python list literal (``[1, 2]``; strings keep their quotes)."""
+    try:
+        value = ast.literal_eval(text.strip())
+    except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
+        inner = text.strip()
+        if not (inner.startswith("[") and inner.endswith("]")):
+            return None
+        parts = [p.strip().strip("'\"") for p in inner[1:-1].split(",") if p.strip()]
+        return "[" + ", ".join(parts) + "]"
+    if not isinstance(value, (list, tuple)):
+        return None
+    return "[" + ", ".join(_list_item(v) for v in value) + "]"
+
+
+def _list_item(value: object) -> str:
+    if isinstance(value, str):
+        return value.strip()
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)
+
+
+_ARTICLES = re.compile(r"\b(a|an|the)\b", re.IGNORECASE)
+
+
+def normalize_text(text: str) -> str:
+    """SQuAD-style: lower case, no punctuation, no articles, single spaces."""
+    text = text.lower()
+    text = "".join(ch for ch in text if ch not in set(string.punctuation))
+    text = _ARTICLES.sub(" ", text)
+    return " ".join(text.split())
+
+
+def normalize(answer: str, answer_type: AnswerType | str, labels: Sequence[str] = ()) -> str | None:
+    """Normalise an answer string of the given type; None when it is not of that shape."""
+    kind = _kind(answer_type)
+    answer = answer.strip()
+    if kind == "number":
+        match = _NUMBER.search(answer)
+        return normalize_number(match.group(0)) if match else None
+    if kind == "list":
+        match = _LIST.search(answer)
+        return normalize_list(match.group(0)) if match else None
+    if kind == "choice":
+        match = re.search(r"\(?\b([A-Ea-e])\b\)?", answer)
+        return match.group(1).upper() if match else None
+    if kind == "yesno":
+        match = _YESNO.search(answer)
+        return match.group(1).lower() if match else None
+    if kind == "label":
+        return _find_label(answer, labels, last=False)
+    return normalize_text(answer) or None
+
+
+def _find_label(text: str, labels: Sequence[str], *, last: bool) -> str | None:
+    if not labels:
+        return normalize_text(text) or None
+    pattern = re.compile(
+        r"\b(" + "|".join(re.escape(lab) for lab in sorted(labels, key=len, reverse=True)) + r")\b", re.IGNORECASE
+    )
+    found = pattern.findall(text)
+    if not found:
+        return None
+    return (found[-1] if last else found[0]).lower()
+
+
+# --------------------------------------------------------------------------- extraction
+
+
+def _sentence_span(text: str) -> str | None:
+    """The text after the last answer marker (answer sentence, ####, or \\boxed{})."""
+    candidates: list[tuple[int, str]] = []
+    for regex in (_ANSWER_SENTENCE, _HASHES):
+        for match in regex.finditer(text):
+            candidates.append((match.start(), match.group(1)))
+    for match in _BOXED.finditer(text):
+        candidates.append((match.start(), match.group(1)))
+    if not candidates:
+        return None
+    span = max(candidates, key=lambda c: c[0])[1]
+    return span.split("\n")[0].strip()
+
+
+def extract(
+    text: str, answer_type: AnswerType | str, labels: Sequence[str] = (), *, strict: bool
+) -> str | None:
+    """Extract and normalise the final answer from a model's output, or None."""
+    kind = _kind(answer_type)
+    span = _sentence_span(text)
+    if span is not None:
+        if kind == "text":
+            value = normalize(span.rstrip(". "), kind, labels)
+        else:
+            value = normalize(span, kind, labels)
+        if value is not None or strict:
+            return value
+    elif strict:
+        return None
+    return _extract_flexible(text, kind, labels)
+
+
+def _extract_flexible(text: str, kind: str, labels: Sequence[str]) -> str | None:
+    if kind == "number":
+        found = _NUMBER.findall(text)
+        return normalize_number(found[-1]) if found else None
+    if kind == "list":
+        found = _LIST.findall(text)
+        return normalize_list(found[-1]) if found else None
+    if kind == "choice":
+        found = _CHOICE.findall(text)
+        return found[-1] if found else None
+    if kind == "yesno":
+        found = _YESNO.findall(text)
+        return found[-1].lower() if found else None
+    if kind == "label":
+        return _find_label(text, labels, last=True)
+    lines = [line for line in text.strip().splitlines() if line.strip()]
+    return normalize_text(lines[-1]) if lines else None
+
+
+def score(
+    prediction: str, gold: str, answer_type: AnswerType | str, labels: Sequence[str] = ()
+) -> Score:
+    """Score a full model output against a gold answer (strict and flexible)."""
+    gold_norm = normalize(gold, answer_type, labels)
+    strict_value = extract(prediction, answer_type, labels, strict=True)
+    flexible_value = extract(prediction, answer_type, labels, strict=False)
+    return Score(
+        strict=gold_norm is not None and strict_value == gold_norm,
+        flexible=gold_norm is not None and flexible_value == gold_norm,
+        extracted=flexible_value,
+        extracted_strict=strict_value,
+    )

@@ -1,0 +1,58 @@
+"""The ``cotdistill`` command line.
+
+Each subcommand lives in its own module under ``cotdistill.commands`` and exposes
+``register(subparsers)``, which adds its parser and sets ``func`` (``args -> int``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import pkgutil
+import sys
+from collections.abc import Sequence
+
+from cotdistill import __version__
+from cotdistill.errors import CotDistillError
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from cotdistill import commands
+
+    parser = argparse.ArgumentParser(
+        prog="cotdistill",
+        description="Distil chain-of-thought reasoning from a teacher LM into a small student.",
+    )
+    parser.add_argument("--version", action="version", version=f"cotdistill {__version__}")
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for info in sorted(pkgutil.iter_modules(commands.__path__), key=lambda i: i.name):
+        module = importlib.import_module(f"{commands.__name__}.{info.name}")
+        module.register(subparsers)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        datefmt="%H:%M:%S",
+    )
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 2
+    try:
+        return int(args.func(args) or 0)
+    except CotDistillError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted; completed work is saved and the same command resumes it", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,146 @@
+"""JSONL and atomic file helpers shared by every stage."""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from collections.abc import Callable, Iterable, Iterator
+from pathlib import Path
+from typing import Any, TypeVar
+
+from cotdistill.errors import DataError
+
+T = TypeVar("T")
+
+
+def iter_jsonl(path: str | os.PathLike) -> Iterator[tuple[int, Any]]:
+    """Yield ``(line_number, parsed_object)`` for each non-blank line; bad JSON raises DataError."""
+    path = Path(path)
+    if not path.exists():
+        raise DataError("file does not exist", path=str(path))
+    with path.open(encoding="utf-8") as handle:
+        for number, line in enumerate(handle, start=1):
+            if not line.strip():
+                continue
+            try:
+                yield number, json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise DataError(f"invalid JSON ({exc.msg} at column {exc.colno})", path=str(path), line=number) from None
+
+
+def read_records(
+    path: str | os.PathLike,
+    parse: Callable[[Any], T],
+    *,
+    skip_invalid: bool = False,
+    counter: dict[str, int] | None = None,
+) -> list[T]:
+    """Read a JSONL file and turn every line into a record with ``parse``.
+
+    ``parse`` raises ``ValueError``/``KeyError``/``TypeError`` on a bad record; the error is
+    re-raised as a DataError naming the file and line, or, with ``skip_invalid``, the line is
+    skipped and counted in ``counter["skipped"]``. An empty file is an error.
+    """
+    path = Path(path)
+    records: list[T] = []
+    skipped = 0
+    if not path.exists():
+        raise DataError("file does not exist", path=str(path))
+    with path.open(encoding="utf-8") as handle:
+        for number, line in enumerate(handle, start=1):
+            if not line.strip():
+                continue
+            try:
+                records.append(parse(json.loads(line)))
+            except json.JSONDecodeError as exc:
+                if not skip_invalid:
+                    raise DataError(f"invalid JSON ({exc.msg} at column {exc.colno})", path=str(path), line=number) from None
+                skipped += 1
+            except (KeyError, ValueError, TypeError) as exc:
+                if not skip_invalid:
+                    raise DataError(_describe(exc), path=str(path), line=number) from None
+                skipped += 1
+    if counter is not None:
+        counter["skipped"] = counter.get("skipped", 0) + skipped
+    if not records:
+        raise DataError("no valid records (file is empty or every line was skipped)", path=str(path))
+    return records
+
+
+def _describe(exc: Exception) -> str:
+    if isinstance(exc, KeyError):
+        return f"missing field {exc.args[0]!r}"
+    return str(exc)
+
+
+def write_jsonl(path: str | os.PathLike, rows: Iterable[dict[str, Any]]) -> int:
+    """Atomically write rows as JSONL; returns the number of rows written."""
+    count = 0
+
+    def lines() -> Iterator[str]:
+        nonlocal count
+        for row in rows:
+            count += 1
+            yield json.dumps(row, ensure_ascii=False) + "\n"
+
+    atomic_write_text(path, "".join(lines()))
+    return count
+
+
+def atomic_write_text(path: str | os.PathLike, text: str) -> None:
+    """Write ``text`` to ``path`` via a temp file + rename, so readers never see half a file."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def atomic_write_json(path: str | os.PathLike, obj: Any) -> None:
+    atomic_write_text(path, json.dumps(obj, indent=2, ensure_ascii=False, sort_keys=False) + "\n")
+
+
+class JsonlAppender:
+    """Append-only JSONL writer that flushes and fsyncs each record (crash-safe resume).
+
+    A trailing partial line left by a crash is dropped on open, so the file stays valid JSONL.
+    """
+
+    def __init__(self, path: str | os.PathLike):
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        _truncate_partial_last_line(self.path)
+        self._handle = self.path.open("a", encoding="utf-8")
+
+    def append(self, row: dict[str, Any]) -> None:
+        self._handle.write(json.dumps(row, ensure_ascii=False) + "\n")
+        self._handle.flush()
+        os.fsync(self._handle.fileno())
+
+    def close(self) -> None:
+        self._handle.close()
+
+    def __enter__(self) -> JsonlAppender:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def _truncate_partial_last_line(path: Path) -> None:
+    if not path.exists() or path.stat().st_size == 0:
+        return
+    data = path.read_bytes()
+    if data.endswith(b"\n"):
+        return
+    cut = data.rfind(b"\n") + 1
+    with path.open("r+b") as handle:
+        handle.truncate(cut)

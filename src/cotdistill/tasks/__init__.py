@@ -1,0 +1,28 @@
+"""Tasks: the ``Example`` record, the registry and every built-in task (imported on load)."""
+
+from cotdistill.plugins import import_submodules
+from cotdistill.tasks.base import (
+    SPLITS,
+    TASKS,
+    AnswerType,
+    Example,
+    Family,
+    ProceduralTask,
+    Task,
+    get_task,
+    register_task,
+)
+
+import_submodules(__name__)
+
+__all__ = [
+    "SPLITS",
+    "TASKS",
+    "AnswerType",
+    "Example",
+    "Family",
+    "ProceduralTask",
+    "Task",
+    "get_task",
+    "register_task",
+]

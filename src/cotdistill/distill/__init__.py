@@ -1,0 +1,1 @@
+"""Rationale distillation data: prompts, filtering, the resumable store and ``generate_rationales``."""

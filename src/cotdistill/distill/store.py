@@ -1,0 +1,193 @@
+"""The append-only rationale store (``rationales.jsonl``), one line per teacher sample.
+
+Records are keyed by ``(example_id, sample_index)``; the store refuses a second record for a
+key, and every append is flushed and fsynced, so a killed run restarted with the same command
+skips what is on disk and adds only what is missing. A torn last line (a crash mid-write) is
+ignored by readers and cut off when the store is reopened for writing.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from cotdistill.errors import DataError
+from cotdistill.io import JsonlAppender
+from cotdistill.tasks.base import Example
+
+Key = tuple[str, int]
+STORE_NAME = "rationales.jsonl"
+
+
+@dataclass(frozen=True)
+class RationaleRecord:
+    """One teacher sample for one question, with its filtering verdict and provenance.
+
+    ``correct`` is None when the question has no gold answer; ``prediction`` is the answer
+    extracted from ``rationale`` (None when none was found or the request failed, in which
+    case ``error`` says why). ``usage`` is the token usage of the request that produced the
+    sample, shared by ``usage["shared_by"]`` samples.
+    """
+
+    example_id: str
+    domain: str
+    question: str
+    gold: str
+    sample_index: int
+    rationale: str
+    prediction: str | None
+    correct: bool | None
+    kept: bool
+    reason: str
+    teacher: str
+    prompt_hash: str
+    sampling: dict[str, Any] = field(default_factory=dict)
+    usage: dict[str, Any] = field(default_factory=dict)
+    latency_s: float = 0.0
+    rationalized: bool = False
+    error: str | None = None
+
+    @property
+    def key(self) -> Key:
+        return (self.example_id, self.sample_index)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> RationaleRecord:
+        """Parse a JSON object; raises KeyError/TypeError/ValueError on a malformed record."""
+        if not isinstance(data, Mapping):
+            raise TypeError(f"expected a JSON object, got {type(data).__name__}")
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = set(data) - names
+        if unknown:
+            raise ValueError(f"unknown field(s) {sorted(unknown)}")
+        for key in ("example_id", "domain", "question", "gold", "rationale", "reason", "teacher", "prompt_hash"):
+            if key not in data:
+                raise KeyError(key)
+            if not isinstance(data[key], str):
+                raise TypeError(f"field '{key}' must be a string, got {type(data[key]).__name__}")
+        for key in ("sample_index", "kept"):
+            if key not in data:
+                raise KeyError(key)
+        if not isinstance(data["sample_index"], int) or data["sample_index"] < 0:
+            raise ValueError(f"field 'sample_index' must be a non-negative integer, got {data['sample_index']!r}")
+        if not isinstance(data["kept"], bool):
+            raise TypeError("field 'kept' must be true or false")
+        return cls(**{k: data[k] for k in names if k in data})
+
+    def to_example(self) -> Example:
+        """This sample as a training ``Example`` (id ``<example_id>#<sample_index>``).
+
+        The answer is the gold one, or, for unlabelled questions kept by vote, the teacher's.
+        """
+        return Example(
+            id=f"{self.example_id}#{self.sample_index}",
+            domain=self.domain,
+            question=self.question,
+            answer=self.gold or (self.prediction or ""),
+            rationale=self.rationale,
+            meta={
+                "example_id": self.example_id,
+                "sample_index": self.sample_index,
+                "teacher": self.teacher,
+                "reason": self.reason,
+                "rationalized": self.rationalized,
+            },
+        )
+
+
+def iter_records(path: str | os.PathLike) -> Iterator[RationaleRecord]:
+    """Yield the records of a store file in order; a malformed line raises DataError(file:line)."""
+    path = Path(path)
+    if not path.exists():
+        raise DataError("rationale file does not exist", path=str(path))
+    with path.open(encoding="utf-8") as handle:
+        lines = handle.readlines()
+    for number, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        torn = number == len(lines) and not line.endswith("\n")
+        try:
+            yield RationaleRecord.from_dict(json.loads(line))
+        except json.JSONDecodeError as exc:
+            if torn:
+                return
+            raise DataError(f"invalid JSON ({exc.msg} at column {exc.colno})", path=str(path), line=number) from None
+        except KeyError as exc:
+            raise DataError(f"missing field {exc.args[0]!r}", path=str(path), line=number) from None
+        except (TypeError, ValueError) as exc:
+            raise DataError(str(exc), path=str(path), line=number) from None
+
+
+def load_records(path: str | os.PathLike) -> list[RationaleRecord]:
+    """Every record in a store file (kept and filtered)."""
+    return list(iter_records(path))
+
+
+def load_kept(path: str | os.PathLike) -> list[Example]:
+    """The kept samples of a store file as Examples whose ``rationale`` is the teacher's.
+
+    ``path`` may be the ``rationales.jsonl`` file or the directory holding it.
+    """
+    path = Path(path)
+    if path.is_dir():
+        path = path / STORE_NAME
+    return [record.to_example() for record in iter_records(path) if record.kept]
+
+
+class RationaleStore:
+    """Append-only, crash-safe store of ``RationaleRecord``s keyed by (example_id, sample_index)."""
+
+    def __init__(self, path: str | os.PathLike):
+        self.path = Path(path)
+        self._appender = JsonlAppender(self.path)  # cuts a torn last line before we read
+        self._records: dict[Key, RationaleRecord] = {}
+        self._by_example: dict[str, list[RationaleRecord]] = {}
+        for record in iter_records(self.path):
+            self._index(record)
+
+    def _index(self, record: RationaleRecord) -> None:
+        if record.key in self._records:
+            raise DataError(
+                f"duplicate record for example {record.example_id!r} sample {record.sample_index}", path=str(self.path)
+            )
+        self._records[record.key] = record
+        self._by_example.setdefault(record.example_id, []).append(record)
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._records
+
+    def __len__(self) -> int:
+        return len(self._records)
+
+    def records(self) -> list[RationaleRecord]:
+        return list(self._records.values())
+
+    def samples_of(self, example_id: str) -> list[RationaleRecord]:
+        """Records already stored for one question, in sample order."""
+        return sorted(self._by_example.get(example_id, []), key=lambda r: r.sample_index)
+
+    def append(self, record: RationaleRecord) -> None:
+        """Write one record (flushed + fsynced); a key already stored raises DataError."""
+        if record.key in self._records:
+            raise DataError(
+                f"example {record.example_id!r} sample {record.sample_index} is already stored", path=str(self.path)
+            )
+        self._appender.append(record.to_dict())
+        self._index(record)
+
+    def close(self) -> None:
+        self._appender.close()
+
+    def __enter__(self) -> RationaleStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

@@ -180,6 +180,11 @@ def _sentence_span(text: str) -> str | None:
     return span.split("\n")[0].strip()
 
 
+def answer_span(text: str) -> str | None:
+    """The raw (unnormalised) text after the last answer marker, or None when there is none."""
+    return _sentence_span(text)
+
+
 def extract(
     text: str, answer_type: AnswerType | str, labels: Sequence[str] = (), *, strict: bool
 ) -> str | None:
@@ -187,10 +192,7 @@ def extract(
     kind = _kind(answer_type)
     span = _sentence_span(text)
     if span is not None:
-        if kind == "text":
-            value = normalize(span.rstrip(". "), kind, labels)
-        else:
-            value = normalize(span, kind, labels)
+        value = normalize(span.rstrip(". "), kind, labels) if kind == "text" else normalize(span, kind, labels)
         if value is not None or strict:
             return value
     elif strict:

@@ -1,0 +1,93 @@
+"""Per-domain and per-group accuracy with bootstrap intervals, plus the chance comparison.
+
+Input is a correctness matrix per domain, shape ``(n_seeds, n_examples)`` for each metric
+(``strict``/``flexible``), the domain roles (``source``, ``target_near``, ``target_far``) and
+each domain's chance accuracy. Output is plain JSON-ready data shared by ``cotdistill eval``
+reports and the ``cot`` pipeline's method comparison:
+
+```
+{"domains": {d: {"role", "n", "seeds", "strict": Interval, "flexible": Interval, "chance"}},
+ "groups":  {g: {"domains": [...], "strict": Interval, "flexible": Interval, "chance"}}}
+```
+Groups: ``in_domain`` (source), ``out_of_domain`` (every target), ``target_near``, ``target_far``;
+a group with no domains is left out.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+
+from cotdistill.eval.stats import Interval, bootstrap_ci, bootstrap_macro_ci
+
+ROLES = ("source", "target_near", "target_far")
+METRICS = ("strict", "flexible")
+GROUPS: dict[str, tuple[str, ...]] = {
+    "in_domain": ("source",),
+    "out_of_domain": ("target_near", "target_far"),
+    "target_near": ("target_near",),
+    "target_far": ("target_far",),
+}
+GROUP_TITLES = {
+    "in_domain": "in-domain (source)",
+    "out_of_domain": "out-of-domain (all targets)",
+    "target_near": "near targets",
+    "target_far": "far targets",
+}
+
+
+def summarize(
+    correct: Mapping[str, Mapping[str, np.ndarray]],
+    roles: Mapping[str, str],
+    chance: Mapping[str, float],
+    *,
+    n_resamples: int = 1000,
+    confidence: float = 0.95,
+    seed: int = 0,
+) -> dict[str, Any]:
+    """Summarise ``correct[metric][domain]`` 0/1 matrices ``(seeds, examples)`` into intervals."""
+    domains = list(correct[METRICS[0]])
+    for domain in domains:
+        if roles.get(domain) not in ROLES:
+            raise ValueError(f"domain '{domain}' has role {roles.get(domain)!r}; expected one of {', '.join(ROLES)}")
+    kwargs = {"n_resamples": n_resamples, "confidence": confidence}
+    out: dict[str, Any] = {"domains": {}, "groups": {}}
+    for index, domain in enumerate(domains):
+        matrix = np.asarray(correct[METRICS[0]][domain])
+        entry: dict[str, Any] = {
+            "role": roles[domain],
+            "n": int(matrix.shape[-1]),
+            "seeds": int(np.atleast_2d(matrix).shape[0]),
+        }
+        for metric in METRICS:
+            entry[metric] = bootstrap_ci(correct[metric][domain], seed=seed + index, **kwargs).to_dict()
+        entry["chance"] = float(chance[domain])
+        out["domains"][domain] = entry
+    for group_index, (group, group_roles) in enumerate(GROUPS.items()):
+        members = [d for d in domains if roles[d] in group_roles]
+        if not members:
+            continue
+        entry = {"domains": members}
+        for metric in METRICS:
+            matrices = [correct[metric][d] for d in members]
+            entry[metric] = bootstrap_macro_ci(matrices, seed=seed + 1000 + group_index, **kwargs).to_dict()
+        entry["chance"] = float(np.mean([chance[d] for d in members]))
+        out["groups"][group] = entry
+    return out
+
+
+def chance_verdict(summary: Mapping[str, Any], group: str, metric: str) -> str:
+    """One sentence saying whether a group's accuracy is above its chance baseline."""
+    entry = summary["groups"].get(group)
+    if entry is None:
+        return f"no {GROUP_TITLES[group]} domains were evaluated."
+    interval = Interval.from_dict(entry[metric])
+    chance = entry["chance"]
+    head = f"{GROUP_TITLES[group]} {metric} accuracy {interval.format()} vs chance {100 * chance:.1f}"
+    if interval.low > chance:
+        return f"{head}: clearly above chance (the whole interval is above it)."
+    if interval.mean > chance:
+        return f"{head}: above chance in the mean, but the interval reaches chance."
+    return f"{head}: not above chance."

@@ -1,0 +1,75 @@
+"""PNG bar chart of accuracy per domain per run, grouped in-domain | out-of-domain | averages."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+from cotdistill.eval.summary import GROUP_TITLES
+from cotdistill.report.runs import Run
+from cotdistill.report.table import ordered_domains, ordered_groups
+
+_SECTIONS = (("source",), ("target_near", "target_far"))  # in-domain, then out-of-domain
+
+
+def plot_accuracy(runs: Sequence[Run], path: str | Path, *, metric: str | None = None, title: str = "") -> Path:
+    """Draw one bar per run at every domain and group average (95% interval as error bars).
+
+    Chance baselines are black ticks. Returns ``path``. Uses the Agg backend (no display).
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    domains = ordered_domains(runs)
+    roles = {d: next(r.summary["domains"][d]["role"] for r in runs if d in r.summary["domains"]) for d in domains}
+    slots: list[tuple[str, str, str]] = []  # (section, key, label)
+    for section_roles in _SECTIONS:
+        slots += [("domains", d, d) for d in domains if roles[d] in section_roles]
+    slots += [
+        ("groups", g, GROUP_TITLES[g].split(" (")[0])
+        for g in ordered_groups(runs)
+        if g in ("in_domain", "out_of_domain")
+    ]
+
+    positions: list[float] = []
+    x = 0.0
+    previous_kind = None
+    for section, key, _ in slots:
+        kind = "avg" if section == "groups" else roles[key] == "source"
+        if previous_kind is not None and kind != previous_kind:
+            x += 0.6  # a gap between in-domain, out-of-domain and averages
+        positions.append(x)
+        previous_kind = kind
+        x += 1.0
+
+    width = 0.8 / max(len(runs), 1)
+    fig, ax = plt.subplots(figsize=(max(6.0, 1.0 + 0.9 * len(slots) + 0.2 * len(runs) * len(slots)), 4.5))
+    for index, run in enumerate(runs):
+        xs, heights, low_err, high_err = [], [], [], []
+        for pos, (section, key, _) in zip(positions, slots):
+            entry = run.summary[section].get(key)
+            if entry is None:
+                continue
+            interval = entry[metric or run.metric]
+            xs.append(pos - 0.4 + width * (index + 0.5))
+            heights.append(100 * interval["mean"])
+            low_err.append(100 * (interval["mean"] - interval["low"]))
+            high_err.append(100 * (interval["high"] - interval["mean"]))
+        ax.bar(xs, heights, width, yerr=[low_err, high_err], capsize=2, label=run.name)
+    for pos, (section, key, _) in zip(positions, slots):
+        entry = next(r.summary[section][key] for r in runs if key in r.summary[section])
+        ax.hlines(100 * entry["chance"], pos - 0.45, pos + 0.45, colors="black", linewidth=1.5)
+    ax.set_xticks(positions, [label for _, _, label in slots], rotation=30, ha="right")
+    ax.set_ylabel(f"accuracy % ({metric or runs[0].metric})")
+    ax.set_ylim(0, 105)
+    ax.set_title(title or "accuracy per domain (bars: 95% interval; black ticks: chance)")
+    ax.legend(fontsize="small", loc="upper right")
+    ax.grid(axis="y", alpha=0.3)
+    fig.tight_layout()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path

@@ -1,0 +1,132 @@
+"""Markdown for evaluation reports, method comparisons and several runs side by side."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from cotdistill.eval.stats import Interval
+from cotdistill.eval.summary import chance_verdict
+from cotdistill.report.runs import Run, runs_of
+from cotdistill.report.table import comparison_rows, markdown_table
+
+_EXAMPLES_SHOWN = 2
+_CHANCE_NOTE = (
+    "Chance is the accuracy of always giving the most common gold answer of the domain's test split "
+    "(at least uniform guessing for yes/no and label answers). Intervals are 95% bootstrap intervals."
+)
+
+
+def _verdicts(summary: Mapping[str, Any], metric: str) -> list[str]:
+    return [f"- {chance_verdict(summary, group, metric)}" for group in ("in_domain", "out_of_domain")]
+
+
+def _domain_rows(summary: Mapping[str, Any]) -> list[list[str]]:
+    rows = []
+    for domain, entry in summary["domains"].items():
+        rows.append(
+            [
+                domain,
+                entry["role"],
+                str(entry["n"]),
+                Interval.from_dict(entry["strict"]).format(),
+                Interval.from_dict(entry["flexible"]).format(),
+                f"{100 * entry['chance']:.1f}",
+            ]
+        )
+    return rows
+
+
+def _group_rows(summary: Mapping[str, Any]) -> list[list[str]]:
+    return [
+        [
+            group,
+            ", ".join(entry["domains"]),
+            Interval.from_dict(entry["strict"]).format(),
+            Interval.from_dict(entry["flexible"]).format(),
+            f"{100 * entry['chance']:.1f}",
+        ]
+        for group, entry in summary["groups"].items()
+    ]
+
+
+def _shorten(text: str, limit: int = 300) -> str:
+    text = " ".join(text.split()).replace("|", "\\|")
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def render_eval(report: Mapping[str, Any]) -> str:
+    """``report.md`` of one evaluation: per-domain and group tables, chance verdicts, some errors."""
+    summary, metric = report["summary"], report["metric"]
+    meta = report.get("meta") or {}
+    lines = ["# Evaluation report", ""]
+    for key, value in meta.items():
+        lines.append(f"- {key}: `{value}`")
+    config = report["config"]
+    lines += [
+        f"- split `{config['split']}`, greedy"
+        if config["num_samples"] == 1
+        else f"- split `{config['split']}`, self-consistency over {config['num_samples']} samples at T={config['temperature']}",
+        f"- headline metric: **{metric}**",
+        "",
+        "## Chance",
+        "",
+        *_verdicts(summary, metric),
+        "",
+        _CHANCE_NOTE,
+        "",
+        "## Accuracy per domain (%)",
+        "",
+        markdown_table(["domain", "role", "n", "strict", "flexible", "chance"], _domain_rows(summary)),
+        "",
+        "## Macro averages (%)",
+        "",
+        markdown_table(["group", "domains", "strict", "flexible", "chance"], _group_rows(summary)),
+        "",
+        "## Sample errors",
+        "",
+    ]
+    for domain, rows in report["examples"].items():
+        wrong = [r for r in rows if not r[metric]][:_EXAMPLES_SHOWN]
+        for row in wrong:
+            lines.append(
+                f"- **{domain}** `{row['id']}` gold `{row['gold']}`, extracted `{row['extracted_strict'] if metric == 'strict' else row['extracted']}`: "
+                f"{_shorten(row['prediction'])}"
+            )
+    return "\n".join(lines).rstrip() + "\n"
+
+
+def render_runs(runs: Sequence[Run], *, title: str, metric: str | None = None, chart: str | None = None) -> str:
+    """Several runs side by side: one accuracy table (with group macro averages) and verdicts."""
+    headers, rows = comparison_rows(runs, metric=metric)
+    lines = [f"# {title}", "", f"Accuracy % ({metric or runs[0].metric}) with 95% interval.", ""]
+    lines += [markdown_table(headers, rows), ""]
+    if chart:
+        lines += [f"![accuracy per domain]({chart})", ""]
+    lines += ["## Chance", ""]
+    for run in runs:
+        lines.append(f"**{run.name}**")
+        lines += _verdicts(run.summary, metric or run.metric)
+        lines.append("")
+    lines.append(_CHANCE_NOTE)
+    return "\n".join(lines).rstrip() + "\n"
+
+
+def render_comparison(report: Mapping[str, Any], *, chart: str | None = None) -> str:
+    """``report.md`` of a pipeline run: methods side by side plus each seed's group averages."""
+    runs = runs_of(dict(report), "")
+    text = render_runs(runs, title=report.get("title", "Method comparison"), chart=chart)
+    lines = [text, "## Per seed", ""]
+    metric = report["metric"]
+    seed_rows = []
+    for variant, entry in report["runs"].items():
+        for seed, groups in entry["per_seed"].items():
+            seed_rows.append(
+                [variant, str(seed)]
+                + [f"{100 * groups[g][metric]:.1f}" if g in groups else "-" for g in ("in_domain", "out_of_domain")]
+            )
+    lines += [markdown_table(["method", "seed", "in-domain", "out-of-domain"], seed_rows), ""]
+    files = report.get("files") or {}
+    if files:
+        lines += ["## Files", ""] + [f"- {key}: `{value}`" for key, value in files.items()] + [""]
+    return "\n".join(lines).rstrip() + "\n"

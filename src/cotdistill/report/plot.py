@@ -24,25 +24,26 @@ def plot_accuracy(runs: Sequence[Run], path: str | Path, *, metric: str | None =
 
     domains = ordered_domains(runs)
     roles = {d: next(r.summary["domains"][d]["role"] for r in runs if d in r.summary["domains"]) for d in domains}
-    slots: list[tuple[str, str, str]] = []  # (section, key, label)
-    for section_roles in _SECTIONS:
-        slots += [("domains", d, d) for d in domains if roles[d] in section_roles]
-    slots += [
-        ("groups", g, GROUP_TITLES[g].split(" (")[0])
-        for g in ordered_groups(runs)
-        if g in ("in_domain", "out_of_domain")
+    averages = [g for g in ordered_groups(runs) if g in ("in_domain", "out_of_domain")]
+    sections = [
+        ("in-domain", [("domains", d, d) for d in domains if roles[d] == "source"]),
+        ("out-of-domain", [("domains", d, d) for d in domains if roles[d] != "source"]),
+        ("macro averages", [("groups", g, GROUP_TITLES[g].split(" (")[0]) for g in averages]),
     ]
-
+    slots: list[tuple[str, str, str]] = []  # (summary section, key, tick label)
     positions: list[float] = []
+    headings: list[tuple[float, str]] = []
     x = 0.0
-    previous_kind = None
-    for section, key, _ in slots:
-        kind = "avg" if section == "groups" else roles[key] == "source"
-        if previous_kind is not None and kind != previous_kind:
-            x += 0.6  # a gap between in-domain, out-of-domain and averages
-        positions.append(x)
-        previous_kind = kind
-        x += 1.0
+    for heading, members in sections:
+        if not members:
+            continue
+        if slots:
+            x += 0.6  # a gap between sections
+        headings.append((x + (len(members) - 1) / 2, heading))
+        for member in members:
+            slots.append(member)
+            positions.append(x)
+            x += 1.0
 
     width = 0.8 / max(len(runs), 1)
     fig, ax = plt.subplots(figsize=(max(6.0, 1.0 + 0.9 * len(slots) + 0.2 * len(runs) * len(slots)), 4.5))
@@ -63,9 +64,11 @@ def plot_accuracy(runs: Sequence[Run], path: str | Path, *, metric: str | None =
         ax.hlines(100 * entry["chance"], pos - 0.45, pos + 0.45, colors="black", linewidth=1.5)
     ax.set_xticks(positions, [label for _, _, label in slots], rotation=30, ha="right")
     ax.set_ylabel(f"accuracy % ({metric or runs[0].metric})")
-    ax.set_ylim(0, 105)
+    ax.set_ylim(0, 112)
+    for centre, heading in headings:
+        ax.text(centre, 106, heading, ha="center", va="center", fontsize="small", style="italic")
     ax.set_title(title or "accuracy per domain (bars: 95% interval; black ticks: chance)")
-    ax.legend(fontsize="small", loc="upper right")
+    ax.legend(fontsize="small", loc="upper left", bbox_to_anchor=(1.0, 1.0))
     ax.grid(axis="y", alpha=0.3)
     fig.tight_layout()
     path = Path(path)

@@ -1,8 +1,8 @@
 """Batched sampling from a student for evaluation.
 
-Prompts are sorted by length before batching (so a batch pads little) and the outputs are
-returned in the original order. The student does the batching itself (``Student.generate``:
-left padding, KV cache, ``batch_size`` prompts per forward pass).
+The student does the batching itself (``Student.generate``: prompts sorted by length, left
+padding, KV cache, ``batch_size`` prompts per forward pass); this module fixes the contract
+evaluation relies on (one list of ``num_samples`` texts per prompt, in prompt order).
 """
 
 from __future__ import annotations
@@ -39,10 +39,9 @@ def generate_samples(
     batch_size: int = 16,
     stop: Sequence[str] | None = None,
 ) -> list[list[str]]:
-    """``num_samples`` completions per prompt, in prompt order (length-sorted batches inside)."""
-    order = sorted(range(len(prompts)), key=lambda i: len(prompts[i]), reverse=True)
+    """``num_samples`` completions per prompt, in prompt order."""
     outputs = student.generate(
-        [prompts[i] for i in order],
+        list(prompts),
         max_new_tokens=max_new_tokens,
         temperature=temperature,
         num_samples=num_samples,
@@ -50,9 +49,8 @@ def generate_samples(
         stop=list(stop) if stop else None,
         progress=False,
     )
-    if len(outputs) != len(prompts):
-        raise RuntimeError(f"student returned {len(outputs)} outputs for {len(prompts)} prompts")
-    result: list[list[str]] = [[] for _ in prompts]
-    for position, index in enumerate(order):
-        result[index] = list(outputs[position])
-    return result
+    if len(outputs) != len(prompts) or any(len(texts) != num_samples for texts in outputs):
+        raise RuntimeError(
+            f"student returned {[len(t) for t in outputs]} samples for {len(prompts)} prompts x {num_samples}"
+        )
+    return [list(texts) for texts in outputs]

@@ -1,0 +1,8 @@
+"""Students: the ``Student`` wrapper, ``load_student``, the tiny preset, GGUF conversion, ``models pull``, LoRA."""
+
+from cotdistill.models.loading import StudentConfig, load_student
+from cotdistill.models.lora import LoraSettings
+from cotdistill.models.student import Student, task_instruction
+from cotdistill.models.tiny import TinyConfig
+
+__all__ = ["LoraSettings", "Student", "StudentConfig", "TinyConfig", "load_student", "task_instruction"]

@@ -1,0 +1,88 @@
+"""``StudentConfig`` and ``load_student``: build a Student from a preset, a directory, a name or a GGUF file."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+from cotdistill.errors import ConfigError
+from cotdistill.models.lora import LoraSettings, apply_lora
+from cotdistill.models.student import STUDENT_FILE, Student, plain_prompt
+from cotdistill.models.tiny import TinyConfig, build_tiny_model, train_tokenizer
+
+log = logging.getLogger(__name__)
+
+TINY = "tiny"
+
+
+@dataclass
+class StudentConfig:
+    """Which student to train and how (full fine-tuning or LoRA)."""
+
+    model: str = field(
+        default=TINY,
+        metadata={
+            "help": "'tiny' (from scratch, tokenizer trained on the run's data), a pulled preset "
+            "(smollm2-135m-instruct, gemma3-270m), a .gguf file, a saved student or HF model directory, or a HF name"
+        },
+    )
+    finetune: Literal["full", "lora"] = field(default="full", metadata={"help": "train all weights or LoRA adapters"})
+    lora: LoraSettings = field(default_factory=LoraSettings, metadata={"help": "LoRA settings (finetune: lora)"})
+    tiny: TinyConfig = field(default_factory=TinyConfig, metadata={"help": "sizes of the tiny preset"})
+    use_chat_template: bool = field(
+        default=True, metadata={"help": "prompt with the chat template when the model has one"}
+    )
+    trust_remote_code: bool = field(
+        default=False, metadata={"help": "allow model code from the checkpoint (off: safer)"}
+    )
+
+    def __post_init__(self) -> None:
+        if not self.model.strip():
+            raise ValueError("model must name a preset, directory, file or model name, got ''")
+
+
+def load_student(cfg: StudentConfig, corpus: Iterable[str] | None = None) -> Student:
+    """A fresh Student per ``cfg``; ``corpus`` (texts of the run) trains the tiny preset's tokenizer."""
+    from cotdistill.models.pull import PRESETS, cached_path, pull
+
+    name = cfg.model
+    if name == TINY:
+        if corpus is None:
+            raise ConfigError("student.model 'tiny' needs a corpus (the run's texts) to train its tokenizer")
+        texts = [plain_prompt("", ""), *corpus]
+        tokenizer = train_tokenizer(texts, cfg.tiny.vocab_size)
+        student = Student(build_tiny_model(cfg.tiny, tokenizer), tokenizer, None, cfg.use_chat_template)
+    elif name in PRESETS:
+        path = cached_path(name)
+        if path is None:
+            log.info("model '%s' is not in the cache; pulling it (once)", name)
+            path = pull(name)
+        student = _from_pretrained(str(path), cfg)
+    elif name.endswith(".gguf"):
+        from cotdistill.models.gguf import load_gguf
+
+        model, tokenizer = load_gguf(name)
+        student = Student(model, tokenizer, None, cfg.use_chat_template)
+    elif (Path(name) / STUDENT_FILE).exists():
+        student = Student.load(name, trust_remote_code=cfg.trust_remote_code)
+    else:
+        student = _from_pretrained(name, cfg)
+    if cfg.finetune == "lora" and not student.is_peft:
+        student.model = apply_lora(student.model, cfg.lora)
+    return student
+
+
+def _from_pretrained(name: str, cfg: StudentConfig) -> Student:
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(name, trust_remote_code=cfg.trust_remote_code)
+        model = AutoModelForCausalLM.from_pretrained(name, trust_remote_code=cfg.trust_remote_code)
+    except OSError as exc:
+        raise ConfigError(
+            f"student.model '{name}': not a preset, .gguf file, directory or reachable model name ({exc})"
+        ) from None
+    return Student(model, tokenizer, None, cfg.use_chat_template)

@@ -1,0 +1,49 @@
+"""``cotdistill data make SUITE.yaml -o DIR [key=value ...]`` and ``cotdistill data show DIR``."""
+
+from __future__ import annotations
+
+import argparse
+
+from cotdistill.console import print_table
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser("data", help="make a suite of train/dev/test JSONL per domain, or show one")
+    sub = parser.add_subparsers(dest="data_command", metavar="ACTION", required=True)
+    make = sub.add_parser("make", help="write train/dev/test JSONL per domain plus manifest.json")
+    make.add_argument("suite", help="suite YAML (seed, domains: [{task, name, role, n_train, n_dev, n_test, params}])")
+    make.add_argument("overrides", nargs="*", help="dotted overrides, e.g. seed=3 domains.0.n_train=50")
+    make.add_argument("-o", "--output", required=True, help="output directory")
+    make.add_argument("--skip-invalid", action="store_true", help="file-backed domains skip malformed records")
+    make.add_argument("--force", action="store_true", help="rewrite even when the suite is up to date")
+    make.set_defaults(func=_make)
+    show = sub.add_parser("show", help="print the domains, roles and counts of a suite directory")
+    show.add_argument("directory")
+    show.set_defaults(func=_show)
+
+
+def _make(args: argparse.Namespace) -> int:
+    from cotdistill.config import load_config
+    from cotdistill.tasks.suite import SuiteConfig, load_suite, make_suite
+
+    overrides = [*args.overrides, *(["skip_invalid=true"] if args.skip_invalid else [])]
+    cfg = load_config(SuiteConfig, args.suite, overrides)
+    out = make_suite(cfg, args.output, force=args.force)
+    _print(load_suite(out, verify=False).manifest)
+    print(f"suite written to {out}")
+    return 0
+
+
+def _show(args: argparse.Namespace) -> int:
+    from cotdistill.tasks.suite import load_suite
+
+    _print(load_suite(args.directory).manifest)
+    return 0
+
+
+def _print(manifest: dict) -> None:
+    rows = []
+    for name, info in manifest["domains"].items():
+        counts = [info["splits"][split]["n"] for split in ("train", "dev", "test")]
+        rows.append([name, info["task"], info["role"], info["answer_type"], *counts, info["skipped"]])
+    print_table(["domain", "task", "role", "answer", "train", "dev", "test", "skipped"], rows)

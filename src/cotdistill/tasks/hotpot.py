@@ -160,8 +160,6 @@ class HotpotFile(Task):
         skip_invalid: bool = field(default=False, metadata={"help": "skip malformed records instead of failing"})
 
         def __post_init__(self) -> None:
-            if not self.path and not self.split_files:
-                raise ValueError("path is required (a HotpotQA-format JSON or JSONL file)")
             unknown = set(self.split_files) - set(SPLITS)
             if unknown:
                 raise ValueError(f"split_files keys must be among {SPLITS}, got {sorted(unknown)}")

@@ -1,0 +1,45 @@
+"""Turning multi-hop examples into what each role reads.
+
+* the rationale model reads ``guided_example(e).question`` (context paragraphs + question) through
+  ``Student.example_prompt``, in KD (SFT) and in RL alike, so both stages share one prompt;
+* the reasoner reads a ``Query`` (question, rendered context, optional rationale);
+* rewards read the columns of ``rl_rows`` (``question``, ``context``, ``answer``, ``supporting``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+from cotdistill.methods.lm_guided.reasoner import Query
+from cotdistill.tasks import Example
+from cotdistill.tasks.multihop import render_context, supporting_sentences
+
+
+def context_text(example: Example) -> str:
+    """The example's ``meta["context"]`` paragraphs, one per line."""
+    return render_context(example.meta.get("context", []))
+
+
+def guided_example(example: Example, rationale: str | None = None) -> Example:
+    """The example as the rationale model sees it: context + question (rationale optionally replaced)."""
+    question = f"Context:\n{context_text(example)}\n\nQuestion: {example.question}"
+    return dataclasses.replace(example, question=question, rationale=rationale or example.rationale)
+
+
+def query(example: Example, rationale: str | None = None) -> Query:
+    return Query(example.question, context_text(example), rationale)
+
+
+def rl_rows(examples: list[Example], student: Any) -> list[dict[str, Any]]:
+    """GRPO rows: the rationale model's plain-text prompt plus the columns the rewards read."""
+    return [
+        {
+            "prompt": student.example_prompt(guided_example(e)),
+            "question": e.question,
+            "context": context_text(e),
+            "answer": e.answer,
+            "supporting": supporting_sentences(e.meta.get("context", []), e.meta.get("supporting_facts", [])),
+        }
+        for e in examples
+    ]

@@ -1,0 +1,146 @@
+"""Inference and evaluation: the reasoner answers with or without a rationale, with self-consistency.
+
+Conditions (each greedy and with self-consistency over ``k`` samples + majority vote):
+
+* ``reasoner alone``: question + context only (SC samples k short answers);
+* ``reasoner CoT``: the reasoner writes its own chain of thought (SC samples k chains);
+* ``reasoner + <name> rationales``: a rationale model (KD or RL) writes the rationale and the
+  reasoner answers from it (SC: k sampled rationales, the reasoner answers each, majority vote).
+
+Scores are EM and token F1 (SQuAD normalisation) per question type and overall.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from cotdistill import answers
+from cotdistill.eval import scoring
+from cotdistill.methods.lm_guided.reasoner import Query, Reasoner
+from cotdistill.methods.lm_guided.rewards import em_score, f1_score
+from cotdistill.tasks import Example
+
+RationaleWriter = Callable[[list[str], int, float], list[list[str]]]
+"""``(prompts, n, temperature) -> n rationales per prompt`` (e.g. a wrapped ``Student.generate``)."""
+
+
+def majority_vote(candidates: Sequence[str | None]) -> str:
+    """The most frequent answer after SQuAD normalisation; ties go to the earliest; '' when none."""
+    return scoring.majority_vote([answers.normalize_text(c) or None for c in candidates if c]) or ""
+
+
+@dataclass(frozen=True)
+class Condition:
+    """One row group of the table: how the reasoner gets (or does not get) a rationale."""
+
+    name: str
+    writer: RationaleWriter | None = None  # None: no rationale model
+    own_cot: bool = False
+
+
+def predict(
+    condition: Condition, queries: list[Query], rationale_prompts: list[str], reasoner: Reasoner, k: int
+) -> dict[str, list[Any]]:
+    """Greedy and self-consistency predictions (and the rationales used) for every query."""
+    temperature = reasoner.config.sc_temperature
+    if condition.own_cot:
+        greedy_texts = reasoner.own_cot(queries)
+        sc_texts = reasoner.own_cot(queries, n=k, temperature=temperature)
+        greedy = [_cot_answer(t[0]) if t else "" for t in greedy_texts]
+        sc = [majority_vote([_cot_answer(x) for x in t]) if t else "" for t in sc_texts]
+        return {"greedy": greedy, "sc": sc, "rationale": [t[0] if t else None for t in greedy_texts]}
+    if condition.writer is None:
+        greedy = [a[0] if a else "" for a in reasoner.answer(queries)]
+        sc = [majority_vote(a) if a else "" for a in reasoner.answer(queries, n=k, temperature=temperature)]
+        return {"greedy": greedy, "sc": sc, "rationale": [None] * len(queries)}
+    first = [r[0] for r in condition.writer(rationale_prompts, 1, 0.0)]
+    sampled = condition.writer(rationale_prompts, k, temperature)
+    guided = [Query(q.question, q.context, r) for q, r in zip(queries, first)]
+    greedy = [a[0] if a else "" for a in reasoner.answer(guided)]
+    flat = [Query(q.question, q.context, r) for q, rs in zip(queries, sampled) for r in rs]
+    flat_answers = reasoner.answer(flat)
+    sc = []
+    for i in range(len(queries)):
+        chunk = flat_answers[i * k : (i + 1) * k]
+        sc.append(majority_vote([a[0] if a else None for a in chunk]))
+    return {"greedy": greedy, "sc": sc, "rationale": first}
+
+
+def _cot_answer(text: str) -> str:
+    return answers.extract(text, "text", strict=False) or ""
+
+
+def score_rows(predictions: Sequence[str], examples: Sequence[Example]) -> dict[str, dict[str, float]]:
+    """``{type: {"em", "f1", "n"}}`` plus ``"all"``, as fractions."""
+    groups: dict[str, list[tuple[float, float]]] = defaultdict(list)
+    for prediction, example in zip(predictions, examples):
+        pair = (em_score(prediction, example.answer), f1_score(prediction, example.answer))
+        groups[example.meta.get("type", "unknown")].append(pair)
+        groups["all"].append(pair)
+    return {
+        kind: {
+            "em": sum(p[0] for p in pairs) / len(pairs),
+            "f1": sum(p[1] for p in pairs) / len(pairs),
+            "n": len(pairs),
+        }
+        for kind, pairs in sorted(groups.items(), key=lambda item: (item[0] != "all", item[0]))
+    }
+
+
+def evaluate(
+    conditions: Sequence[Condition],
+    examples: Sequence[Example],
+    queries: list[Query],
+    rationale_prompts: list[str],
+    reasoner: Reasoner,
+    k: int,
+) -> dict[str, Any]:
+    """Every condition greedy and with self-consistency: ``{"rows": [...], "examples": [...]}``."""
+    rows, per_example = [], []
+    for condition in conditions:
+        predicted = predict(condition, queries, rationale_prompts, reasoner, k)
+        for mode in ("greedy", "sc"):
+            rows.append(
+                {
+                    "condition": condition.name,
+                    "self_consistency": mode == "sc",
+                    "k": k if mode == "sc" else 1,
+                    "scores": score_rows(predicted[mode], examples),
+                }
+            )
+        for i, example in enumerate(examples):
+            per_example.append(
+                {
+                    "id": example.id,
+                    "condition": condition.name,
+                    "type": example.meta.get("type"),
+                    "gold": example.answer,
+                    "greedy": predicted["greedy"][i],
+                    "sc": predicted["sc"][i],
+                    "rationale": predicted["rationale"][i],
+                }
+            )
+    return {"rows": rows, "examples": per_example}
+
+
+def table(rows: Sequence[dict[str, Any]]) -> tuple[list[str], list[list[Any]]]:
+    """Headers and rows for the report: EM/F1 overall and per question type (percent)."""
+    kinds = list(rows[0]["scores"]) if rows else []
+    headers = ["condition", "SC"] + [f"{m} {kind}" for kind in kinds for m in ("EM", "F1")]
+    body = []
+    for row in rows:
+        cells: list[Any] = [row["condition"], f"k={row['k']}" if row["self_consistency"] else "-"]
+        for kind in kinds:
+            score = row["scores"].get(kind, {"em": 0.0, "f1": 0.0})
+            cells += [f"{100 * score['em']:.1f}", f"{100 * score['f1']:.1f}"]
+        body.append(cells)
+    return headers, body
+
+
+def markdown_table(headers: Sequence[str], body: Sequence[Sequence[Any]]) -> str:
+    lines = ["| " + " | ".join(headers) + " |", "|" + "|".join("---" for _ in headers) + "|"]
+    lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in body]
+    return "\n".join(lines)

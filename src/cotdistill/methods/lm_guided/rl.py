@@ -1,0 +1,136 @@
+"""Stage 2: GRPO (TRL ``GRPOTrainer``) on the rationale model, starting from the KD model.
+
+Each training row is a plain-text ``prompt`` (the rationale model's prompt) plus the columns the
+rewards read (``question``, ``context``, ``answer``, ``supporting``). Every reward component is
+its own TRL reward function (logged as ``rewards/<name>/mean``), combined with the configured
+weights through ``GRPOConfig.reward_weights``. The KL penalty (``beta``) is taken against the KD
+model: for a full model it is saved to ``<output_dir>/reference`` and TRL loads its reference
+from there; for a LoRA model TRL copies the KD adapter as the frozen reference adapter.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from cotdistill.io import atomic_write_text
+from cotdistill.methods.lm_guided.rewarder import Rewarder
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class RLConfig:
+    """GRPO settings for the rationale model."""
+
+    max_steps: int = field(default=20, metadata={"help": "optimizer steps of GRPO"})
+    prompts_per_step: int = field(
+        default=2, metadata={"help": "questions per step (each gets num_generations rationales)"}
+    )
+    num_generations: int = field(default=4, metadata={"help": "rationales sampled per question (the GRPO group)"})
+    max_completion_length: int = field(default=64, metadata={"help": "tokens per sampled rationale"})
+    temperature: float = field(default=1.0, metadata={"help": "sampling temperature of the rationale model"})
+    lr: float = field(default=5e-6, metadata={"help": "learning rate"})
+    beta: float = field(default=0.04, metadata={"help": "KL penalty to the KD model (0 disables the reference)"})
+    loss_type: str = field(default="dapo", metadata={"help": "TRL GRPO loss: grpo | dr_grpo | dapo | bnpo | ..."})
+    logging_steps: int = field(default=1, metadata={"help": "log rewards every N steps"})
+    save_steps: int = field(default=10, metadata={"help": "checkpoint every N steps (resume continues from the last)"})
+    bf16: bool | None = field(default=None, metadata={"help": "bf16 mixed precision (default: on CUDA with bf16 only)"})
+    seed: int = field(default=0, metadata={"help": "seed for sampling and data order"})
+
+    def __post_init__(self) -> None:
+        for name in ("max_steps", "prompts_per_step", "max_completion_length", "logging_steps", "save_steps"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.num_generations < 2:
+            raise ValueError(f"num_generations must be >= 2 (GRPO compares a group), got {self.num_generations}")
+        if self.temperature <= 0:
+            raise ValueError(f"temperature must be > 0, got {self.temperature}")
+        if self.lr <= 0 or self.beta < 0:
+            raise ValueError(f"need lr > 0 and beta >= 0, got lr={self.lr}, beta={self.beta}")
+
+
+def grpo_config(cfg: RLConfig, output_dir: Path, reward_weights: list[float]) -> Any:
+    from trl import GRPOConfig
+
+    bf16 = cfg.bf16 if cfg.bf16 is not None else bool(torch.cuda.is_available() and torch.cuda.is_bf16_supported())
+    return GRPOConfig(
+        output_dir=str(output_dir / "checkpoints"),
+        max_steps=cfg.max_steps,
+        per_device_train_batch_size=cfg.prompts_per_step * cfg.num_generations,
+        num_generations=cfg.num_generations,
+        max_completion_length=cfg.max_completion_length,
+        temperature=cfg.temperature,
+        learning_rate=cfg.lr,
+        beta=cfg.beta,
+        loss_type=cfg.loss_type,
+        reward_weights=reward_weights,
+        logging_steps=cfg.logging_steps,
+        save_steps=cfg.save_steps,
+        save_only_model=False,
+        gradient_checkpointing=False,
+        bf16=bf16,
+        use_cpu=not torch.cuda.is_available(),
+        report_to="none",
+        seed=cfg.seed,
+        disable_tqdm=False,
+    )
+
+
+def train_grpo(
+    model: Any,
+    tokenizer: Any,
+    rows: list[dict[str, Any]],
+    rewarder: Rewarder,
+    cfg: RLConfig,
+    output_dir: str | Path,
+    *,
+    resume: bool = False,
+) -> Any:
+    """Run GRPO on ``model`` (a HF model or PEFT model) and return the trained model.
+
+    Writes ``<output_dir>/reward_log.jsonl`` (one line per logged step: loss, KL, every reward
+    component's mean and the weighted total) and the trainer's checkpoints.
+    """
+    from datasets import Dataset
+    from peft import PeftModel
+    from trl import GRPOTrainer
+
+    output_dir = Path(output_dir)
+    output_dir.mkdir(parents=True, exist_ok=True)
+    if cfg.beta > 0 and not isinstance(model, PeftModel):
+        reference = output_dir / "reference"
+        if not (reference / "config.json").exists():
+            model.save_pretrained(reference, safe_serialization=True)
+        model.config._name_or_path = str(reference)  # TRL builds the KL reference from this path
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    tokenizer.padding_side = "left"
+    trainer = GRPOTrainer(
+        model=model,
+        reward_funcs=rewarder.trl_reward_funcs(),
+        args=grpo_config(cfg, output_dir, rewarder.weights()),
+        train_dataset=Dataset.from_list(rows),
+        processing_class=tokenizer,
+    )
+    checkpoints = sorted((output_dir / "checkpoints").glob("checkpoint-*"))
+    trainer.train(resume_from_checkpoint=str(checkpoints[-1]) if resume and checkpoints else None)
+    _write_reward_log(trainer.state.log_history, rewarder.active, output_dir / "reward_log.jsonl")
+    return trainer.model
+
+
+def _write_reward_log(history: list[dict[str, Any]], components: list[str], path: Path) -> None:
+    keep = ("step", "loss", "kl", "reward", "reward_std", "completions/mean_length")
+    lines = []
+    for entry in history:
+        if "reward" not in entry:
+            continue
+        row = {k: entry[k] for k in keep if k in entry}
+        row.update({name: entry.get(f"rewards/{name}/mean") for name in components})
+        lines.append(json.dumps(row))
+    atomic_write_text(path, "".join(line + "\n" for line in lines))

@@ -1,0 +1,96 @@
+"""One short GRPO run of a tiny rationale model against a scripted reasoner (KL to the KD model)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+
+import pytest
+import torch
+
+from cotdistill.methods.lm_guided.reasoner import Reasoner
+from cotdistill.methods.lm_guided.rewarder import RewardConfig, Rewarder
+from cotdistill.methods.lm_guided.rl import RLConfig, train_grpo
+from cotdistill.tasks import get_task
+from cotdistill.tasks.multihop import render_context, supporting_sentences
+from cotdistill.teachers import CompletionRequest, CompletionResult
+
+
+def tiny_model_and_tokenizer(corpus: list[str]):
+    from tokenizers import Tokenizer, models, pre_tokenizers, trainers
+    from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
+
+    tok = Tokenizer(models.WordLevel(unk_token="<unk>"))
+    tok.pre_tokenizer = pre_tokenizers.Whitespace()
+    tok.train_from_iterator(corpus, trainers.WordLevelTrainer(special_tokens=["<unk>", "<pad>", "<s>", "</s>"]))
+    tokenizer = PreTrainedTokenizerFast(
+        tokenizer_object=tok, unk_token="<unk>", pad_token="<pad>", bos_token="<s>", eos_token="</s>"
+    )
+    torch.manual_seed(0)
+    config = LlamaConfig(
+        vocab_size=len(tokenizer),
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        num_key_value_heads=2,
+        pad_token_id=tokenizer.pad_token_id,
+        bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+    )
+    return LlamaForCausalLM(config), tokenizer
+
+
+class FirstWordReasoner:
+    """Answers with the first word of the rationale; counts requests."""
+
+    id = "first-word"
+
+    def __init__(self):
+        self.requests = 0
+
+    def complete(self, requests: Sequence[CompletionRequest]) -> list[CompletionResult]:
+        self.requests += len(requests)
+        out = []
+        for r in requests:
+            text = r.messages[0]["content"]
+            words = text.split("\nReasoning: ")[1].split() if "\nReasoning: " in text else []
+            out.append(CompletionResult(r.key, [words[0] if words else ""] * r.n))
+        return out
+
+
+def test_grpo_step_logs_every_reward_component(tmp_path):
+    examples = get_task("multihop").examples("train", 4, seed=0)
+    rows = [
+        {
+            "prompt": f"Context: {render_context(e.meta['context'])} Question: {e.question} Answer:",
+            "question": e.question,
+            "context": render_context(e.meta["context"]),
+            "answer": e.answer,
+            "supporting": supporting_sentences(e.meta["context"], e.meta["supporting_facts"]),
+        }
+        for e in examples
+    ]
+    model, tokenizer = tiny_model_and_tokenizer([r["prompt"] + " " + e.rationale for r, e in zip(rows, examples)])
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    backend = FirstWordReasoner()
+    weights = {"exact_match": 1.0, "f1": 1.0, "support": 0.5, "no_repetition": 0.2, "length": 0.2}
+    rewarder = Rewarder(Reasoner(backend), RewardConfig(weights=weights, min_words=4, max_words=12))
+    cfg = RLConfig(max_steps=2, prompts_per_step=2, num_generations=2, max_completion_length=12, lr=1e-3, save_steps=2)
+    trained = train_grpo(model, tokenizer, rows, rewarder, cfg, tmp_path)
+
+    assert backend.requests > 0
+    assert (tmp_path / "reference" / "config.json").exists()  # the KL reference = the starting (KD) model
+    log = [json.loads(line) for line in (tmp_path / "reward_log.jsonl").read_text().splitlines()]
+    assert [row["step"] for row in log] == [1, 2]
+    for row in log:
+        assert set(weights) <= set(row)
+        assert all(row[name] is not None for name in weights)
+        assert "kl" in row
+    changed = any(not torch.equal(before[k], v) for k, v in trained.state_dict().items())
+    assert changed
+
+
+def test_rl_config_rejects_a_group_of_one():
+    with pytest.raises(ValueError, match="num_generations"):
+        RLConfig(num_generations=1)

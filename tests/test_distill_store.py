@@ -76,3 +76,18 @@ def test_malformed_line_names_file_and_line(tmp_path):
     path.write_text(good + "\n{oops\n" + good + "\n")
     with pytest.raises(DataError, match=r"rationales.jsonl:2: invalid JSON"):
         load_records(path)
+
+
+def test_a_failed_sample_is_superseded_by_its_retry(tmp_path):
+    path = tmp_path / "rationales.jsonl"
+    failed = RationaleRecord(**{**record("e1", 0).to_dict(), "kept": False, "error": "HTTP 500", "rationale": ""})
+    with RationaleStore(path) as store:
+        store.append(failed)
+        assert store.can_write(("e1", 0))
+        store.append(record("e1", 0))
+        assert not store.can_write(("e1", 0))
+    assert len(path.read_text().splitlines()) == 2
+    (only,) = load_records(path)
+    assert only.error is None and only.kept
+    with RationaleStore(path) as store:
+        assert [r.error for r in store.samples_of("e1")] == [None]

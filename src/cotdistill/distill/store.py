@@ -1,9 +1,11 @@
 """The append-only rationale store (``rationales.jsonl``), one line per teacher sample.
 
-Records are keyed by ``(example_id, sample_index)``; the store refuses a second record for a
-key, and every append is flushed and fsynced, so a killed run restarted with the same command
-skips what is on disk and adds only what is missing. A torn last line (a crash mid-write) is
-ignored by readers and cut off when the store is reopened for writing.
+Records are keyed by ``(example_id, sample_index)`` and every append is flushed and fsynced,
+so a killed run restarted with the same command skips what is on disk and adds only what is
+missing. The store refuses a second record for a key unless the first one failed (``error``
+set): a retried sample supersedes its failure, and readers return the latest record per key.
+A torn last line (a crash mid-write) is ignored by readers and cut off when the store is
+reopened for writing.
 """
 
 from __future__ import annotations
@@ -127,8 +129,11 @@ def iter_records(path: str | os.PathLike) -> Iterator[RationaleRecord]:
 
 
 def load_records(path: str | os.PathLike) -> list[RationaleRecord]:
-    """Every record in a store file (kept and filtered)."""
-    return list(iter_records(path))
+    """The current record of every key in a store file (kept and filtered), in first-seen order."""
+    latest: dict[Key, RationaleRecord] = {}
+    for record in iter_records(path):
+        latest[record.key] = record
+    return list(latest.values())
 
 
 def load_kept(path: str | os.PathLike) -> list[Example]:
@@ -139,7 +144,7 @@ def load_kept(path: str | os.PathLike) -> list[Example]:
     path = Path(path)
     if path.is_dir():
         path = path / STORE_NAME
-    return [record.to_example() for record in iter_records(path) if record.kept]
+    return [record.to_example() for record in load_records(path) if record.kept]
 
 
 class RationaleStore:
@@ -154,12 +159,21 @@ class RationaleStore:
             self._index(record)
 
     def _index(self, record: RationaleRecord) -> None:
-        if record.key in self._records:
+        if not self.can_write(record.key):
             raise DataError(
-                f"duplicate record for example {record.example_id!r} sample {record.sample_index}", path=str(self.path)
+                f"example {record.example_id!r} sample {record.sample_index} is already stored", path=str(self.path)
             )
+        previous = self._records.get(record.key)
         self._records[record.key] = record
-        self._by_example.setdefault(record.example_id, []).append(record)
+        samples = self._by_example.setdefault(record.example_id, [])
+        if previous is not None:
+            samples.remove(previous)
+        samples.append(record)
+
+    def can_write(self, key: Key) -> bool:
+        """True when ``key`` has no record yet, or only a failed one."""
+        previous = self._records.get(key)
+        return previous is None or previous.error is not None
 
     def __contains__(self, key: object) -> bool:
         return key in self._records
@@ -168,6 +182,7 @@ class RationaleStore:
         return len(self._records)
 
     def records(self) -> list[RationaleRecord]:
+        """The current record of every key."""
         return list(self._records.values())
 
     def samples_of(self, example_id: str) -> list[RationaleRecord]:
@@ -175,8 +190,8 @@ class RationaleStore:
         return sorted(self._by_example.get(example_id, []), key=lambda r: r.sample_index)
 
     def append(self, record: RationaleRecord) -> None:
-        """Write one record (flushed + fsynced); a key already stored raises DataError."""
-        if record.key in self._records:
+        """Write one record (flushed + fsynced); a key already stored without error raises DataError."""
+        if not self.can_write(record.key):
             raise DataError(
                 f"example {record.example_id!r} sample {record.sample_index} is already stored", path=str(self.path)
             )

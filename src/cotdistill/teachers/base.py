@@ -13,7 +13,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol, runtime_checkable
 
-from cotdistill.registry import Registry
+from cotdistill.registry import Registry, did_you_mean
 
 
 @dataclass
@@ -109,8 +109,13 @@ class TeacherConfig:
     seed: int = field(default=0, metadata={"help": "hf: sampling seed; openai: sent as `seed` when not 0"})
 
     def __post_init__(self) -> None:
-        if not self.backend:
-            raise ValueError("backend must be set (openai, hf or oracle)")
+        import cotdistill.teachers  # noqa: F401  (registers the built-in backends)
+
+        if self.backend not in TEACHERS:
+            known = TEACHERS.names()
+            raise ValueError(
+                f"unknown backend {self.backend!r}{did_you_mean(self.backend, known)} (known: {', '.join(known)})"
+            )
         for name in ("concurrency", "batch_size"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
@@ -136,9 +141,7 @@ def register_teacher(name: str):
 
 
 def build_teacher(cfg: TeacherConfig) -> Teacher:
-    """Instantiate the backend named by ``cfg.backend`` (unknown names raise with a suggestion)."""
-    import cotdistill.teachers  # noqa: F401  (registers the built-in backends)
-
+    """Instantiate the backend named by ``cfg.backend``."""
     return TEACHERS.get(cfg.backend)(cfg)
 
 

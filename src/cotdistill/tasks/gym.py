@@ -81,17 +81,27 @@ class GymTask(ProceduralTask):
     def gym_config(self) -> dict[str, Any]:
         return {**self.domain.defaults, **self.params.config}
 
+    @cached_property
+    def _datasets(self) -> dict[int, Any]:
+        return {}
+
     def _dataset(self, seed: int) -> Any:
+        """The reasoning-gym dataset for ``seed`` (made once: some take seconds to build)."""
         import reasoning_gym
 
-        try:
-            return reasoning_gym.create_dataset(self.domain.gym_name, seed=seed, size=_GYM_SIZE, **self.gym_config())
-        except (TypeError, ValueError, AssertionError) as exc:
-            raise ConfigError(f"task '{self.name}' params.config: reasoning-gym rejected it: {exc}") from None
+        if seed not in self._datasets:
+            try:
+                self._datasets[seed] = reasoning_gym.create_dataset(
+                    self.domain.gym_name, seed=seed, size=_GYM_SIZE, **self.gym_config()
+                )
+            except (TypeError, ValueError, AssertionError) as exc:
+                raise ConfigError(f"task '{self.name}' params.config: reasoning-gym rejected it: {exc}") from None
+        return self._datasets[seed]
 
-    @cached_property
+    @property
     def _verifier(self) -> Any:
-        return self._dataset(0)
+        """Any dataset of this config can verify (``score_answer`` reads the entry, not the seed)."""
+        return next(iter(self._datasets.values())) if self._datasets else self._dataset(0)
 
     def stream(self, seed: int) -> Iterator[Example]:
         dataset = self._dataset(stable_seed(self.name, seed) % 2**31)

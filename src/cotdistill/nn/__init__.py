@@ -1,0 +1,24 @@
+"""Small reusable modules for domain-adversarial training: gradient reversal, a domain
+discriminator, pooling of hidden states, and P-tuning soft prompts."""
+
+from cotdistill.nn.discriminator import DomainDiscriminator, domain_accuracy, domain_loss
+from cotdistill.nn.grl import GradientReversal, LambdaSchedule, adversarial_lambda, grad_reverse
+from cotdistill.nn.pooling import Pooling, last_pool, mean_pool, pool
+from cotdistill.nn.soft_prompt import Reparameterization, SoftPrompt, SoftPromptConfig
+
+__all__ = [
+    "DomainDiscriminator",
+    "GradientReversal",
+    "LambdaSchedule",
+    "Pooling",
+    "Reparameterization",
+    "SoftPrompt",
+    "SoftPromptConfig",
+    "adversarial_lambda",
+    "domain_accuracy",
+    "domain_loss",
+    "grad_reverse",
+    "last_pool",
+    "mean_pool",
+    "pool",
+]

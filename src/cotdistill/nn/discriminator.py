@@ -1,0 +1,54 @@
+"""The domain discriminator: a small MLP on pooled student features, and its loss.
+
+The discriminator is trained normally to tell domains apart; the features it reads arrive
+through ``grl.grad_reverse``, so the student is pushed the other way.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+
+class DomainDiscriminator(nn.Module):
+    """MLP (B, in_features) -> logits (B, num_domains); computes in fp32 whatever the input dtype."""
+
+    def __init__(
+        self, in_features: int, num_domains: int, hidden_size: int = 128, num_layers: int = 2, dropout: float = 0.1
+    ):
+        super().__init__()
+        if num_domains < 2:
+            raise ValueError(f"num_domains must be >= 2, got {num_domains}")
+        if num_layers < 1:
+            raise ValueError(f"num_layers must be >= 1, got {num_layers}")
+        layers: list[nn.Module] = [nn.LayerNorm(in_features)]
+        width = in_features
+        for _ in range(num_layers - 1):
+            layers += [nn.Linear(width, hidden_size), nn.GELU(), nn.Dropout(dropout)]
+            width = hidden_size
+        layers.append(nn.Linear(width, num_domains))
+        self.net = nn.Sequential(*layers)
+        self.num_domains = num_domains
+
+    def forward(self, features: torch.Tensor) -> torch.Tensor:
+        return self.net(features.float())
+
+
+def domain_loss(logits: torch.Tensor, domain_ids: torch.Tensor) -> torch.Tensor:
+    """Cross-entropy averaged within each domain present, then across domains (scalar, fp32).
+
+    ``logits`` (B, D), ``domain_ids`` (B,) in [0, D). Each domain weighs the same however many
+    rows it has in the batch, so a batch dominated by source rows still trains on the targets.
+    """
+    losses = F.cross_entropy(logits.float(), domain_ids, reduction="none")
+    num_domains = logits.shape[-1]
+    sums = losses.new_zeros(num_domains).index_add(0, domain_ids, losses)
+    counts = torch.bincount(domain_ids, minlength=num_domains).to(losses.dtype)
+    present = (counts > 0).to(losses.dtype)
+    return (sums / counts.clamp(min=1.0)).sum() / present.sum()
+
+
+def domain_accuracy(logits: torch.Tensor, domain_ids: torch.Tensor) -> float:
+    """Fraction of rows whose arg-max domain is right."""
+    return (logits.argmax(dim=-1) == domain_ids).float().mean().item()

@@ -26,10 +26,11 @@ if TYPE_CHECKING:
 
 ANSWER_PREFIX = "The answer is"
 
+# The tail is captured in a lookahead so that a later marker on the same line is still found.
 _ANSWER_SENTENCE = re.compile(
-    r"(?:the\s+(?:final\s+)?answer\s+is|final\s+answer\s*:|answer\s*:)\s*:?\s*(.+)", re.IGNORECASE
+    r"(?:the\s+(?:final\s+)?answer\s+is|final\s+answer\s*:|answer\s*:)\s*:?\s*(?=(.+))", re.IGNORECASE
 )
-_HASHES = re.compile(r"####\s*(.+)")
+_HASHES = re.compile(r"####\s*(?=(.+))")
 _BOXED = re.compile(r"\\boxed\{((?:[^{}]|\{[^{}]*\})*)\}")
 _NUMBER = re.compile(r"(?<![\w.])[-−]?\$?\s?(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?(?:\s*/\s*\d+)?%?")
 _LIST = re.compile(r"\[[^\[\]]*\]")

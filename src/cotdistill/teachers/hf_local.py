@@ -15,9 +15,7 @@ import logging
 import time
 from collections import defaultdict
 from collections.abc import Sequence
-from typing import Any
-
-import torch
+from typing import TYPE_CHECKING, Any
 
 from cotdistill.errors import ConfigError
 from cotdistill.teachers.base import (
@@ -28,15 +26,18 @@ from cotdistill.teachers.base import (
     trim_at_stop,
 )
 
-logger = logging.getLogger(__name__)
+if TYPE_CHECKING:
+    import torch
 
-_DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+logger = logging.getLogger(__name__)
 
 
 class HFTeacher:
     """Wraps a causal LM + tokenizer; ``model``/``tokenizer`` may be passed in instead of loaded."""
 
     def __init__(self, cfg: TeacherConfig, model: Any = None, tokenizer: Any = None):
+        import torch
+
         self.cfg = cfg
         self.id = f"hf:{cfg.model}"
         self.device = torch.device(_resolve_device(cfg.device))
@@ -61,6 +62,8 @@ class HFTeacher:
         return self.tokenizer(text)["input_ids"], False
 
     def complete(self, requests: Sequence[CompletionRequest]) -> list[CompletionResult]:
+        import torch
+
         results: dict[int, CompletionResult] = {}
         groups: dict[tuple, list[int]] = defaultdict(list)
         rendered: dict[int, list[int]] = {}
@@ -85,6 +88,8 @@ class HFTeacher:
 
     def _generate_batch(self, batch: list[CompletionRequest], ids: list[list[int]]) -> list[CompletionResult]:
         """Generate for requests sharing sampling parameters; shapes: input (B, L) -> output (B*n, L+T)."""
+        import torch
+
         first = batch[0]
         start = time.perf_counter()
         try:
@@ -139,19 +144,21 @@ def _eos_ids(model: Any, tokenizer: Any) -> set[int]:
 
 
 def _resolve_device(device: str) -> str:
+    import torch
+
     if device == "auto":
         return "cuda" if torch.cuda.is_available() else "cpu"
     return device
 
 
-def _auto_dtype(device: torch.device) -> torch.dtype:
-    return torch.bfloat16 if device.type == "cuda" else torch.float32
-
-
 def _load(cfg: TeacherConfig, device: torch.device) -> tuple[Any, Any]:
+    import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    dtype = _DTYPES[cfg.dtype] if cfg.dtype != "auto" else _auto_dtype(device)
+    if cfg.dtype == "auto":
+        dtype = torch.bfloat16 if device.type == "cuda" else torch.float32
+    else:
+        dtype = getattr(torch, cfg.dtype)
     extra = {"gguf_file": cfg.gguf_file} if cfg.gguf_file else {}
     try:
         tokenizer = AutoTokenizer.from_pretrained(cfg.model, trust_remote_code=cfg.trust_remote_code, **extra)

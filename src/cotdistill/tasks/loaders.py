@@ -204,12 +204,16 @@ def load_hf(
     try:
         rows = datasets.load_dataset(name, config, split=split, data_files=data_files)
     except Exception as exc:  # noqa: BLE001 - datasets raises many types for "not reachable"/"not found"
-        raise DataError(
-            f"could not load the dataset ({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}); "
-            "hub names need network access to huggingface.co (or a local cache); "
-            "files already on disk load with the jsonl/gsm8k/bigbench tasks",
-            path=where,
-        ) from None
+        reason = str(exc).splitlines()[0] if str(exc) else ""
+        hint = ""
+        if any(word in reason.lower() for word in ("hub", "connect", "offline", "reach", "resolve")):
+            hint = (
+                "; hub names need network access to huggingface.co (or a local cache); "
+                "files already on disk load with the jsonl/gsm8k/bigbench tasks"
+            )
+        elif "split" in reason.lower():
+            hint = "; map our splits to the dataset's with params.split_names"
+        raise DataError(f"could not load the dataset ({type(exc).__name__}: {reason}){hint}", path=where) from None
     out = []
     for index, row in enumerate(rows):
         try:

@@ -148,7 +148,8 @@ def make_suite(cfg: SuiteConfig, out_dir: str | Path, *, force: bool = False) ->
     written: dict[str, dict[str, list[Example]]] = {}
     for spec, split in progress(jobs, desc="making suite"):
         task = tasks[spec.name]
-        examples = [_rename(e, spec) for e in task.examples(split, spec.count(split), cfg.seed)]
+        count = spec.count(split)
+        examples = [_rename(e, spec) for e in task.examples(split, count, cfg.seed)] if count else []
         written.setdefault(spec.name, {})[split] = examples
         if len(examples) < spec.count(split):
             log.warning(

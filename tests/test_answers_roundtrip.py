@@ -8,8 +8,7 @@ from hypothesis import strategies as st
 
 from cotdistill import answers
 
-settings.register_profile("cotdistill", max_examples=150, deadline=None)
-settings.load_profile("cotdistill")
+SETTINGS = settings(max_examples=150, deadline=None)
 
 _words = st.text(alphabet="abcdefghijklmnopqrstuvwxyz", min_size=1, max_size=8)
 _filler = st.text(alphabet="abcdefghijklmnopqrstuvwxyz .,\n", max_size=60)
@@ -19,6 +18,7 @@ def _both(text: str, gold: str, kind: str, labels: tuple[str, ...] = ()) -> answ
     return answers.score(text, gold, kind, labels)
 
 
+@SETTINGS
 @given(value=st.integers(-(10**9), 10**9), filler=_filler)
 def test_integers_round_trip(value: int, filler: str) -> None:
     text = f"{filler} {answers.answer_sentence(str(value))}"
@@ -27,12 +27,14 @@ def test_integers_round_trip(value: int, filler: str) -> None:
     assert score.strict and score.flexible
 
 
+@SETTINGS
 @given(value=st.decimals(min_value=-10000, max_value=10000, places=3, allow_nan=False, allow_infinity=False))
 def test_decimals_round_trip(value) -> None:
     gold = format(value, "f")
     assert _both(answers.answer_sentence(gold), gold, "number").strict
 
 
+@SETTINGS
 @given(value=st.integers(1000, 10**9))
 def test_number_formatting_is_normalised(value: int) -> None:
     gold = str(value)
@@ -44,6 +46,7 @@ def test_number_formatting_is_normalised(value: int) -> None:
     assert not _both(f"the result is {value} apples", gold, "number").strict
 
 
+@SETTINGS
 @given(items=st.lists(st.integers(-99, 99), max_size=8))
 def test_int_lists_round_trip(items: list[int]) -> None:
     gold = str(items)
@@ -52,12 +55,14 @@ def test_int_lists_round_trip(items: list[int]) -> None:
     assert _both(answers.answer_sentence(str(items + [100])), gold, "list").strict is False
 
 
+@SETTINGS
 @given(items=st.lists(_words, min_size=1, max_size=5))
 def test_string_lists_round_trip(items: list[str]) -> None:
     gold = str(items)
     assert _both(answers.answer_sentence(gold), gold, "list").strict
 
 
+@SETTINGS
 @given(label=st.sampled_from(["on", "off", "undetermined"]), filler=_filler)
 def test_labels_round_trip(label: str, filler: str) -> None:
     labels = ("on", "off", "undetermined")
@@ -66,6 +71,7 @@ def test_labels_round_trip(label: str, filler: str) -> None:
     assert _both(text, label, "label", labels).strict
 
 
+@SETTINGS
 @given(answer=st.sampled_from(["yes", "no"]), filler=_filler)
 def test_yes_no_round_trip(answer: str, filler: str) -> None:
     text = f"{filler} {answers.answer_sentence(answer)}"
@@ -73,6 +79,7 @@ def test_yes_no_round_trip(answer: str, filler: str) -> None:
     assert _both(text.upper(), answer, "yesno").strict
 
 
+@SETTINGS
 @given(letter=st.sampled_from("ABCDE"))
 def test_choices_round_trip(letter: str) -> None:
     assert _both(answers.answer_sentence(letter), letter, "choice").strict
@@ -80,6 +87,7 @@ def test_choices_round_trip(letter: str) -> None:
     assert _both(f"I pick {letter}) because", letter, "choice").flexible
 
 
+@SETTINGS
 @given(words=st.lists(_words, min_size=1, max_size=4))
 def test_text_round_trips(words: list[str]) -> None:
     gold = " ".join(words)

@@ -135,51 +135,25 @@ class Suite:
 
 
 def make_suite(cfg: SuiteConfig, out_dir: str | Path, *, force: bool = False) -> Path:
-    """Write the suite described by ``cfg`` to ``out_dir`` (a no-op when it is already there)."""
+    """Write the suite described by ``cfg`` to ``out_dir`` (a no-op when it is already there).
+
+    Every domain is generated and checked for split overlap before anything is written; the old
+    manifest is removed before the files change and the new one written last.
+    """
     out_dir = Path(out_dir)
     config_hash = _config_hash(cfg)
     if not force and _up_to_date(out_dir, config_hash):
         log.info("suite in %s is up to date (same config, files match their hashes)", out_dir)
         return out_dir
-    old_domains = _old_domains(out_dir)
-    domains: dict[str, Any] = {}
-    jobs = [(spec, split) for spec in cfg.domains for split in SPLITS]
     tasks = {spec.name: _build_task(spec, cfg.skip_invalid) for spec in cfg.domains}
-    written: dict[str, dict[str, list[Example]]] = {}
-    for spec, split in progress(jobs, desc="making suite"):
-        task = tasks[spec.name]
-        count = spec.count(split)
-        examples = [_rename(e, spec) for e in task.examples(split, count, cfg.seed)] if count else []
-        written.setdefault(spec.name, {})[split] = examples
-        if len(examples) < spec.count(split):
-            log.warning(
-                "domain '%s': only %d of %d %s examples available", spec.name, len(examples), spec.count(split), split
-            )
+    written = _generate(cfg, tasks)
     for spec in cfg.domains:
         check_disjoint(spec.name, written[spec.name])
-        splits = {}
-        for split, examples in written[spec.name].items():
-            relative = f"{spec.name}/{split}.jsonl"
-            write_jsonl(out_dir / relative, (e.to_dict() for e in examples))
-            splits[split] = {
-                "file": relative,
-                "n": len(examples),
-                "requested": spec.count(split),
-                "sha256": _sha256(out_dir / relative),
-            }
-        task = tasks[spec.name]
-        domains[spec.name] = {
-            "task": spec.task,
-            "role": spec.role.value,
-            "family": task.family.value,
-            "answer_type": task.answer_type.value,
-            "has_rationale": task.has_rationale,
-            "source": task.source,
-            "params": to_dict(task.params),
-            "seed": cfg.seed,
-            "skipped": getattr(task, "skipped", 0),
-            "splits": splits,
-        }
+    old_domains = _old_domains(out_dir)
+    (out_dir / MANIFEST).unlink(missing_ok=True)
+    domains = {
+        spec.name: _write_domain(out_dir, spec, tasks[spec.name], written[spec.name], cfg.seed) for spec in cfg.domains
+    }
     for stale in old_domains - set(domains):
         shutil.rmtree(out_dir / stale, ignore_errors=True)
     save_config(cfg, out_dir / "suite.yaml")
@@ -188,6 +162,47 @@ def make_suite(cfg: SuiteConfig, out_dir: str | Path, *, force: bool = False) ->
         {"cotdistill_version": __version__, "config_hash": config_hash, "seed": cfg.seed, "domains": domains},
     )
     return out_dir
+
+
+def _generate(cfg: SuiteConfig, tasks: dict[str, Task]) -> dict[str, dict[str, list[Example]]]:
+    """``{domain: {split: examples}}`` for every domain of ``cfg``, labelled with the domain name."""
+    written: dict[str, dict[str, list[Example]]] = {}
+    jobs = [(spec, split) for spec in cfg.domains for split in SPLITS]
+    for spec, split in progress(jobs, desc="making suite"):
+        count = spec.count(split)
+        examples = [_rename(e, spec) for e in tasks[spec.name].examples(split, count, cfg.seed)] if count else []
+        written.setdefault(spec.name, {})[split] = examples
+        if len(examples) < count:
+            log.warning("domain '%s': only %d of %d %s examples available", spec.name, len(examples), count, split)
+    return written
+
+
+def _write_domain(
+    out_dir: Path, spec: DomainSpec, task: Task, splits: dict[str, list[Example]], seed: int
+) -> dict[str, Any]:
+    """Write one domain's split files; returns its manifest entry."""
+    files = {}
+    for split, examples in splits.items():
+        relative = f"{spec.name}/{split}.jsonl"
+        write_jsonl(out_dir / relative, (e.to_dict() for e in examples))
+        files[split] = {
+            "file": relative,
+            "n": len(examples),
+            "requested": spec.count(split),
+            "sha256": _sha256(out_dir / relative),
+        }
+    return {
+        "task": spec.task,
+        "role": spec.role.value,
+        "family": task.family.value,
+        "answer_type": task.answer_type.value,
+        "has_rationale": task.has_rationale,
+        "source": task.source,
+        "params": to_dict(task.params),
+        "seed": seed,
+        "skipped": getattr(task, "skipped", 0),
+        "splits": files,
+    }
 
 
 def load_suite(path: str | Path, *, verify: bool = True) -> Suite:

@@ -12,7 +12,6 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from functools import cached_property
 from typing import Any, ClassVar
 
 from cotdistill import answers
@@ -81,9 +80,9 @@ class GymTask(ProceduralTask):
     def gym_config(self) -> dict[str, Any]:
         return {**self.domain.defaults, **self.params.config}
 
-    @cached_property
-    def _datasets(self) -> dict[int, Any]:
-        return {}
+    def __init__(self, params: Any = None):
+        super().__init__(params)
+        self._datasets: dict[int, Any] = {}
 
     def _dataset(self, seed: int) -> Any:
         """The reasoning-gym dataset for ``seed`` (made once: some take seconds to build)."""

@@ -322,9 +322,6 @@ def sample_unique(pool: list[Example], n: int, seed: int) -> list[Example]:
     return chosen if n < 0 else chosen[:n]
 
 
-_ANSWER_TYPES = Literal["number", "choice", "yesno", "list", "label", "text"]
-
-
 @register_task("jsonl")
 class JsonlTask(FileTask):
     """cotdistill JSONL records; the answer type is a parameter (the records do not say)."""
@@ -334,12 +331,14 @@ class JsonlTask(FileTask):
 
     @dataclass
     class Params(FileParams):
-        answer_type: _ANSWER_TYPES = field(default="text", metadata={"help": "how answers are extracted and compared"})
+        answer_type: AnswerType = field(
+            default=AnswerType.TEXT, metadata={"help": "number | choice | yesno | list | label | text"}
+        )
         labels: list[str] = field(default_factory=list, metadata={"help": "the closed answer set (answer_type: label)"})
 
     def __init__(self, params: Any = None):
         super().__init__(params)
-        self.answer_type = AnswerType(self.params.answer_type)
+        self.answer_type = self.params.answer_type
         self.labels = tuple(self.params.labels)
 
     def read(self, path: str, counter: dict[str, int]) -> list[Example]:
@@ -414,7 +413,9 @@ class HfTask(FileTask):
         answer_format: Literal["plain", "gsm8k"] = field(
             default="plain", metadata={"help": "gsm8k: the answer column is a solution ending in '#### N'"}
         )
-        answer_type: _ANSWER_TYPES = field(default="text", metadata={"help": "how answers are extracted and compared"})
+        answer_type: AnswerType = field(
+            default=AnswerType.TEXT, metadata={"help": "number | choice | yesno | list | label | text"}
+        )
         skip_invalid: bool = field(default=False, metadata={"help": "skip malformed rows (counted) instead of failing"})
 
         def __post_init__(self) -> None:
@@ -426,7 +427,7 @@ class HfTask(FileTask):
 
     def __init__(self, params: Any = None):
         super().__init__(params)
-        self.answer_type = AnswerType(self.params.answer_type)
+        self.answer_type = self.params.answer_type
         self.has_rationale = self.params.rationale_field is not None or self.params.answer_format == "gsm8k"
 
     def read(self, path: str, counter: dict[str, int]) -> list[Example]:

@@ -100,3 +100,25 @@ def test_missing_model_is_a_clear_config_error(tmp_path):
 
     with pytest.raises(ConfigError, match="cannot load HF model"):
         build_teacher(TeacherConfig(backend="hf", model=str(tmp_path / "nope"), device="cpu"))
+
+
+def test_generate_command_with_the_hf_backend(model_dir, tmp_path, capsys):
+    import json
+
+    import yaml
+
+    from cotdistill.cli import main
+    from cotdistill.distill.store import load_records
+    from cotdistill.tasks import get_task
+
+    examples = get_task("arith_sport").examples("train", 3, 0)
+    (tmp_path / "q.jsonl").write_text("".join(json.dumps(e.to_dict()) + "\n" for e in examples))
+    teacher = {"backend": "hf", "model": str(model_dir), "device": "cpu", "batch_size": 2}
+    recipe = {"questions": str(tmp_path / "q.jsonl"), "generate": {"teacher": teacher, "max_tokens": 6, "k": 2}}
+    recipe["generate"].update(temperature=1.0, keep="all", num_shots=1)
+    (tmp_path / "recipe.yaml").write_text(yaml.safe_dump(recipe))
+    assert main(["generate", str(tmp_path / "recipe.yaml"), "-o", str(tmp_path / "out"), "--no-progress"]) == 0
+    assert "arith_sport" in capsys.readouterr().out
+    records = load_records(tmp_path / "out" / "rationales.jsonl")
+    assert len(records) == 6 and not any(r.error for r in records)
+    assert all(r.teacher == f"hf:{model_dir}" and 0 < r.usage["completion_tokens"] <= 12 for r in records)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import random
 import re
 
@@ -153,3 +154,40 @@ def test_too_few_distinct_examples_is_a_clear_error() -> None:
 def test_generate_is_deterministic_for_an_rng() -> None:
     task = get_task("arith_shopping")
     assert task.generate(random.Random(3)) == task.generate(random.Random(3))
+
+
+@settings(max_examples=30, deadline=None)
+@given(
+    name=st.sampled_from(["arith_shopping", "arith_cooking", "arith_travel", "arith_sport", "arith_chain"]),
+    min_steps=st.integers(1, 4),
+    extra=st.integers(0, 3),
+    max_number=st.integers(2, 40),
+    multiply_prob=st.floats(0, 1),
+    seed=st.integers(0, 10**6),
+)
+def test_arithmetic_rationales_correct_for_any_valid_params(name, min_steps, extra, max_number, multiply_prob, seed):
+    params = {
+        "min_steps": min_steps,
+        "max_steps": min_steps + extra,
+        "max_number": max_number,
+        "multiply_prob": multiply_prob,
+    }
+    task = get_task(name, params)
+    for example in itertools.islice(task.stream(seed), 5):
+        assert task.score(example.rationale, example).strict, example
+        assert int(example.answer) >= 0
+        assert min_steps <= example.meta["steps"] <= min_steps + extra
+
+
+@settings(max_examples=30, deadline=None)
+@given(
+    name=st.sampled_from(["last_letter", "coin_flip"]),
+    low=st.integers(1, 6),
+    extra=st.integers(0, 4),
+    seed=st.integers(0, 10**6),
+)
+def test_symbolic_rationales_correct_for_any_valid_params(name: str, low: int, extra: int, seed: int) -> None:
+    keys = ("min_words", "max_words") if name == "last_letter" else ("min_people", "max_people")
+    task = get_task(name, {keys[0]: low, keys[1]: low + extra})
+    for example in itertools.islice(task.stream(seed), 5):
+        assert task.score(example.rationale, example).strict, example

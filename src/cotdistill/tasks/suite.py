@@ -55,6 +55,8 @@ class DomainSpec:
     params: dict[str, Any] = field(default_factory=dict, metadata={"help": "the task's knobs (its Params fields)"})
 
     def __post_init__(self) -> None:
+        if not self.task:
+            raise ValueError("task is required (a registered task name; see `cotdistill tasks list`)")
         if self.task not in TASKS:
             raise ValueError(f"unknown task {self.task!r}{did_you_mean(self.task, TASKS.names())}")
         self.name = self.name or self.task

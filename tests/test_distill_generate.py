@@ -127,3 +127,12 @@ def test_duplicate_question_ids_are_refused(tmp_path):
     examples = questions(1)
     with pytest.raises(ConfigError, match="appears twice"):
         generate_rationales(GenerateConfig(), examples + examples[:1], tmp_path, show_progress=False)
+
+
+def test_resuming_with_other_sampling_settings_is_refused(tmp_path):
+    examples = questions(1)
+    generate_rationales(GenerateConfig(k=1), examples, tmp_path, show_progress=False)
+    with pytest.raises(ConfigError, match=r"other settings \(k: 1 -> 2\)"):
+        generate_rationales(GenerateConfig(k=2), examples, tmp_path, show_progress=False)
+    # the teacher and batch size may change between runs
+    generate_rationales(GenerateConfig(k=1, batch_size=7), examples, tmp_path, show_progress=False)

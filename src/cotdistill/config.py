@@ -139,12 +139,18 @@ def redact(data: Any) -> Any:
     """Replace values of secret-looking keys (api_key, token, ...) with '***'."""
     if isinstance(data, Mapping):
         return {
-            k: ("***" if any(m in str(k).lower() for m in SECRET_MARKERS) and v and not str(k).endswith("_env") else redact(v))
+            k: ("***" if _is_secret(str(k)) and v else redact(v))
             for k, v in data.items()
         }
     if isinstance(data, list):
         return [redact(v) for v in data]
     return data
+
+
+def _is_secret(key: str) -> bool:
+    """api_key, hf_token, password, ... but not env-var names (*_env) or counts (max_tokens)."""
+    key = key.lower()
+    return any(m in key for m in SECRET_MARKERS) and not key.endswith(("_env", "tokens"))
 
 
 def load_yaml(path: str | Path) -> dict[str, Any]:

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from cotdistill.config import save_config
+from cotdistill.config import load_yaml, save_config, to_dict
 from cotdistill.console import format_table, progress
 from cotdistill.distill.filtering import KeepPolicy, Sample, decide
 from cotdistill.distill.prompts import DEFAULT_SYSTEM, Prompt, PromptStyle, build_prompt, select_shots, shot_candidates
@@ -116,6 +116,7 @@ def generate_rationales(
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     _check_unique(examples)
+    _check_resumable(cfg, out_dir)
     save_config(cfg, out_dir / CONFIG_NAME)
     teacher = teacher if teacher is not None else build_teacher(cfg.teacher)
     scorers = _resolve_tasks(examples, tasks)
@@ -142,6 +143,26 @@ def _check_unique(examples: Sequence[Example]) -> None:
         if example.id in seen:
             raise ConfigError(f"example id {example.id!r} appears twice in the questions; ids must be unique")
         seen.add(example.id)
+
+
+RESUME_KEYS = ("k", "temperature", "max_tokens", "keep", "match", "min_votes", "dedupe", "rationalize")
+RESUME_KEYS += ("rationalize_samples", "num_shots", "style", "system", "seed")
+
+
+def _check_resumable(cfg: GenerateConfig, out_dir: Path) -> None:
+    """Refuse to resume a store made with different sampling/filtering settings (teacher may change)."""
+    saved_path = out_dir / CONFIG_NAME
+    if not saved_path.exists() or not (out_dir / STORE_NAME).exists():
+        return
+    saved = load_yaml(saved_path)
+    current = to_dict(cfg)
+    changed = [key for key in RESUME_KEYS if key in saved and saved[key] != current[key]]
+    if changed:
+        details = ", ".join(f"{key}: {saved[key]!r} -> {current[key]!r}" for key in changed)
+        raise ConfigError(
+            f"{out_dir}: rationales there were generated with other settings ({details}); "
+            "resume with the same settings or write to a new output directory"
+        )
 
 
 def _resolve_tasks(examples: Sequence[Example], tasks: Mapping[str, Task] | None) -> dict[str, Task]:

@@ -136,3 +136,12 @@ def test_resuming_with_other_sampling_settings_is_refused(tmp_path):
         generate_rationales(GenerateConfig(k=2), examples, tmp_path, show_progress=False)
     # the teacher and batch size may change between runs
     generate_rationales(GenerateConfig(k=1, batch_size=7), examples, tmp_path, show_progress=False)
+
+
+def test_failed_questions_are_retried_not_rationalised(tmp_path):
+    examples = questions(2)
+    teacher = ScriptedTeacher(lambda request, i: None)
+    cfg = GenerateConfig(k=2, temperature=0.5, rationalize=True)
+    stats = generate_rationales(cfg, examples, tmp_path, teacher=teacher, show_progress=False)
+    assert not any(r.key.endswith(":hint") for r in teacher.requests)
+    assert stats["total"]["errors"] == 8 and stats["total"]["kept"] == 0

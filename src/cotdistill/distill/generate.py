@@ -58,7 +58,8 @@ class GenerateConfig:
     min_votes: int = field(default=1, metadata={"help": "majority: votes the winning answer needs"})
     dedupe: bool = field(default=True, metadata={"help": "drop kept rationales identical to an earlier one"})
     rationalize: bool = field(
-        default=False, metadata={"help": "STaR: re-ask with the gold answer as a hint when no sample was correct"}
+        default=False,
+        metadata={"help": "STaR (keep: correct): re-ask with the gold answer as a hint when no sample was correct"},
     )
     rationalize_samples: int = field(default=1, metadata={"help": "samples per rationalisation request"})
     num_shots: int = field(default=3, metadata={"help": "worked examples (with rationales) in each prompt"})
@@ -188,19 +189,26 @@ def _plan(cfg: GenerateConfig, store: RationaleStore, example: Example, task: Ta
     shots = select_shots(pool, cfg.num_shots, exclude_id=example.id)
     base = [i for i in range(cfg.k) if store.can_write((example.id, i))]
     job = _Job(example, task, shots, base)
-    if not base and _needs_hint(cfg, store, job):
+    if not base and _wants_hint(cfg, store, job):
         job.hinted = _hint_indices(cfg, store, example)
     return job
 
 
-def _needs_hint(cfg: GenerateConfig, store: RationaleStore, job: _Job) -> bool:
-    """Rationalise when enabled, gold is known, and no stored base sample is correct."""
+def _wants_hint(cfg: GenerateConfig, store: RationaleStore, job: _Job) -> bool:
+    """STaR rationalisation: enabled, gold known, and the teacher answered but never correctly.
+
+    Looks at the question's first-attempt samples, stored and just generated (failed ones
+    do not count: a question whose requests all failed is retried, not rationalised).
+    """
     if not (cfg.rationalize and cfg.keep == "correct" and job.example.answer):
         return False
-    base = [r for r in store.samples_of(job.example.id) if r.sample_index < cfg.k]
-    if len(base) < cfg.k or any(r.correct for r in base):
-        return False
-    return bool(_hint_indices(cfg, store, job.example))
+    verdicts = [
+        bool(r.correct)
+        for r in store.samples_of(job.example.id)
+        if r.sample_index < cfg.k and r.error is None and r.sample_index not in job.results
+    ]
+    verdicts += [bool(_score(cfg, job, text)[1]) for i, (text, error, _, _) in job.results.items() if error is None]
+    return bool(verdicts) and not any(verdicts)
 
 
 def _hint_indices(cfg: GenerateConfig, store: RationaleStore, example: Example) -> list[int]:
@@ -240,11 +248,8 @@ def _run_batch(cfg: GenerateConfig, teacher: Teacher, store: RationaleStore, bat
     """Base samples for the batch, then hinted samples where none was correct; then store all."""
     _ask(cfg, teacher, [(job, job.base) for job in batch if job.base], hint=False)
     for job in batch:
-        if job.base and cfg.rationalize and cfg.keep == "correct" and job.example.answer:
-            stored = [r.correct for r in store.samples_of(job.example.id) if r.sample_index < cfg.k]
-            fresh = [_score(cfg, job, job.results[i][0])[1] for i in job.base if job.results[i][1] is None]
-            if not any(stored + fresh):
-                job.hinted = _hint_indices(cfg, store, job.example)
+        if job.base and _wants_hint(cfg, store, job):
+            job.hinted = _hint_indices(cfg, store, job.example)
     _ask(cfg, teacher, [(job, job.hinted) for job in batch if job.hinted], hint=True)
     for job in batch:
         _store_job(cfg, teacher, store, job)

@@ -18,14 +18,13 @@ Registered as the ``hotpot`` task so a recipe can name a file (``params: {path: 
 from __future__ import annotations
 
 import json
-import random
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from cotdistill.errors import ConfigError, DataError
-from cotdistill.tasks.base import SPLITS, AnswerType, Example, Family, Task, question_hash, register_task, split_of
+from cotdistill.errors import DataError
+from cotdistill.tasks.base import AnswerType, Example, Family, question_hash, register_task
+from cotdistill.tasks.loaders import FileTask
 
 
 def parse_record(record: Any, domain: str = "hotpot") -> Example:
@@ -141,39 +140,13 @@ def _count(counter: dict[str, int] | None) -> None:
 
 
 @register_task("hotpot")
-class HotpotFile(Task):
+class HotpotTask(FileTask):
+    """HotpotQA / 2WikiMultiHopQA records; splits, sampling and skip counting come from ``FileTask``."""
+
     family = Family.MULTIHOP
     answer_type = AnswerType.TEXT
     has_rationale = False
-    source = "file"
     description = "multi-hop QA read from a HotpotQA / 2WikiMultiHopQA JSON or JSONL file"
 
-    @dataclass
-    class Params:
-        path: str = field(default="", metadata={"help": "JSON list or JSONL file of HotpotQA-format records"})
-        split_files: dict[str, str] = field(
-            default_factory=dict,
-            metadata={
-                "help": "optional file per split (train/dev/test); other splits come from `path` by question hash"
-            },
-        )
-        skip_invalid: bool = field(default=False, metadata={"help": "skip malformed records instead of failing"})
-
-        def __post_init__(self) -> None:
-            unknown = set(self.split_files) - set(SPLITS)
-            if unknown:
-                raise ValueError(f"split_files keys must be among {SPLITS}, got {sorted(unknown)}")
-
-    def examples(self, split: str, n: int, seed: int) -> list[Example]:
-        """Up to ``n`` examples of ``split`` (seeded shuffle), split by question hash unless a file is given."""
-        if split not in SPLITS:
-            raise ConfigError(f"unknown split '{split}' (expected one of {', '.join(SPLITS)})")
-        kwargs = {"domain": self.name, "skip_invalid": self.params.skip_invalid}
-        if split in self.params.split_files:
-            pool = load_multihop(self.params.split_files[split], **kwargs)
-        elif self.params.path:
-            pool = [e for e in load_multihop(self.params.path, **kwargs) if split_of(e.question) == split]
-        else:
-            raise ConfigError(f"task '{self.name}': no file for split '{split}' (set params.path or split_files)")
-        random.Random(seed).shuffle(pool)
-        return pool[:n]
+    def read(self, path: str, counter: dict[str, int]) -> list[Example]:
+        return load_multihop(path, domain=self.name, skip_invalid=self.params.skip_invalid, counter=counter)

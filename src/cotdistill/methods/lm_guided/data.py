@@ -1,7 +1,7 @@
 """Turning multi-hop examples into what each role reads.
 
-* the rationale model reads ``guided_example(e).question`` (context paragraphs + question) through
-  ``Student.example_prompt``, in KD (SFT) and in RL alike, so both stages share one prompt;
+* the rationale model reads ``rationale_prompt``: ``guided_example(e).question`` (context
+  paragraphs + question) with ``RATIONALE_INSTRUCTION``, in KD (SFT), RL and inference alike;
 * the reasoner reads a ``Query`` (question, rendered context, optional rationale);
 * rewards read the columns of ``rl_rows`` (``question``, ``context``, ``answer``, ``supporting``).
 """
@@ -11,9 +11,13 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
+from cotdistill import answers
 from cotdistill.methods.lm_guided.reasoner import Query
 from cotdistill.tasks import Example
 from cotdistill.tasks.multihop import render_context, supporting_sentences
+
+RATIONALE_INSTRUCTION = answers.instruction("text")
+"""The rationale model's instruction in KD (SFT) and RL alike."""
 
 
 def context_text(example: Example) -> str:
@@ -31,11 +35,16 @@ def query(example: Example, rationale: str | None = None) -> Query:
     return Query(example.question, context_text(example), rationale)
 
 
+def rationale_prompt(student: Any, example: Example) -> str:
+    """The rationale model's prompt for ``example`` (the one SFT trains on)."""
+    return student.prompt(guided_example(example).question, RATIONALE_INSTRUCTION)
+
+
 def rl_rows(examples: list[Example], student: Any) -> list[dict[str, Any]]:
     """GRPO rows: the rationale model's plain-text prompt plus the columns the rewards read."""
     return [
         {
-            "prompt": student.example_prompt(guided_example(e)),
+            "prompt": rationale_prompt(student, e),
             "question": e.question,
             "context": context_text(e),
             "answer": e.answer,

@@ -17,6 +17,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import torch
+
 from cotdistill import answers
 from cotdistill.eval import scoring
 from cotdistill.methods.lm_guided.reasoner import Query, Reasoner
@@ -24,7 +26,31 @@ from cotdistill.methods.lm_guided.rewards import em_score, f1_score
 from cotdistill.tasks import Example
 
 RationaleWriter = Callable[[list[str], int, float], list[list[str]]]
-"""``(prompts, n, temperature) -> n rationales per prompt`` (e.g. a wrapped ``Student.generate``)."""
+"""``(guided_questions, n, temperature) -> n rationales each`` (``student_writer`` wraps a Student)."""
+
+
+def student_writer(
+    student: Any, instruction: str, max_new_tokens: int, *, seed: int = 0, batch_size: int = 16
+) -> RationaleWriter:
+    """A ``RationaleWriter`` over ``Student.generate`` with the rationale model's prompt.
+
+    Sampling is seeded (``seed``) so a rerun draws the same rationales and hits the reasoner cache.
+    """
+
+    def write(guided_questions: list[str], n: int, temperature: float) -> list[list[str]]:
+        prompts = [student.prompt(q, instruction) for q in guided_questions]
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            return student.generate(
+                prompts,
+                max_new_tokens=max_new_tokens,
+                temperature=temperature,
+                num_samples=n,
+                batch_size=batch_size,
+                progress=False,
+            )
+
+    return write
 
 
 def majority_vote(candidates: Sequence[str | None]) -> str:
@@ -42,7 +68,7 @@ class Condition:
 
 
 def predict(
-    condition: Condition, queries: list[Query], rationale_prompts: list[str], reasoner: Reasoner, k: int
+    condition: Condition, queries: list[Query], guided_questions: list[str], reasoner: Reasoner, k: int
 ) -> dict[str, list[Any]]:
     """Greedy and self-consistency predictions (and the rationales used) for every query."""
     temperature = reasoner.config.sc_temperature
@@ -56,8 +82,8 @@ def predict(
         greedy = [a[0] if a else "" for a in reasoner.answer(queries)]
         sc = [majority_vote(a) if a else "" for a in reasoner.answer(queries, n=k, temperature=temperature)]
         return {"greedy": greedy, "sc": sc, "rationale": [None] * len(queries)}
-    first = [r[0] for r in condition.writer(rationale_prompts, 1, 0.0)]
-    sampled = condition.writer(rationale_prompts, k, temperature)
+    first = [r[0] for r in condition.writer(guided_questions, 1, 0.0)]
+    sampled = condition.writer(guided_questions, k, temperature)
     guided = [Query(q.question, q.context, r) for q, r in zip(queries, first)]
     greedy = [a[0] if a else "" for a in reasoner.answer(guided)]
     flat = [Query(q.question, q.context, r) for q, rs in zip(queries, sampled) for r in rs]
@@ -94,14 +120,14 @@ def evaluate(
     conditions: Sequence[Condition],
     examples: Sequence[Example],
     queries: list[Query],
-    rationale_prompts: list[str],
+    guided_questions: list[str],
     reasoner: Reasoner,
     k: int,
 ) -> dict[str, Any]:
     """Every condition greedy and with self-consistency: ``{"rows": [...], "examples": [...]}``."""
     rows, per_example = [], []
     for condition in conditions:
-        predicted = predict(condition, queries, rationale_prompts, reasoner, k)
+        predicted = predict(condition, queries, guided_questions, reasoner, k)
         for mode in ("greedy", "sc"):
             rows.append(
                 {

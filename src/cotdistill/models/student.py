@@ -217,7 +217,7 @@ class Student:
             if base_path.is_dir() and (base_path / "config.json").exists():
                 settings["base_model"] = str(base_path.resolve())
             else:
-                base.save_pretrained(directory / BASE_DIR)
+                base.save_pretrained(directory / BASE_DIR, state_dict=_without_adapters(base.state_dict()))
                 settings["base_model"] = BASE_DIR
         self.model.save_pretrained(directory)
         self.tokenizer.save_pretrained(directory)
@@ -254,6 +254,11 @@ class Student:
                 soft_cls = getattr(soft_cls, part)
             soft_prompt = soft_cls.load(directory / SOFT_PROMPT_DIR)
         return cls(model, tokenizer, soft_prompt, settings.get("use_chat_template", True))
+
+
+def _without_adapters(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """The base model's own weights from the state dict of a model with LoRA layers injected."""
+    return {k.replace(".base_layer.", "."): v for k, v in state.items() if "lora_" not in k}
 
 
 def _trim(text: str, stop: Sequence[str] | None) -> str:

@@ -2,7 +2,22 @@
 
 The recipe names the questions (an examples JSONL file, a suite directory, or a suite config
 built into ``DIR/suite``) and a ``generate:`` section (``GenerateConfig``: teacher, k,
-temperature, keep policy, ...). Killed runs resume with the same command.
+temperature, keep policy, ...). Killed runs resume with the same command. Example::
+
+    questions: runs/suite              # or questions.jsonl, or a `suite:` config to build
+    roles: [source]
+    output_dir: runs/rationales
+    generate:
+      k: 4
+      temperature: 0.7
+      keep: correct                    # correct | majority | all
+      rationalize: true
+      teacher:
+        backend: openai                # openai | hf | oracle
+        base_url: http://127.0.0.1:8000/v1
+        model: smollm2
+        api_key_env: OPENAI_API_KEY    # the key is read from this variable, never saved
+        concurrency: 8
 """
 
 from __future__ import annotations

@@ -9,6 +9,7 @@
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 from typing import Any
 
 from cotdistill import answers
@@ -26,8 +27,12 @@ def context_text(example: Example) -> str:
 
 
 def guided_example(example: Example, rationale: str | None = None) -> Example:
-    """The example as the rationale model sees it: context + question (rationale optionally replaced)."""
-    question = f"Context:\n{context_text(example)}\n\nQuestion: {example.question}"
+    """The example as the rationale model sees it: context + question (rationale optionally replaced).
+
+    An example without ``meta["context"]`` keeps its question as is.
+    """
+    context = context_text(example)
+    question = f"Context:\n{context}\n\nQuestion: {example.question}" if context else example.question
     return dataclasses.replace(example, question=question, rationale=rationale or example.rationale)
 
 
@@ -40,11 +45,11 @@ def rationale_prompt(student: Any, example: Example) -> str:
     return student.prompt(guided_example(example).question, RATIONALE_INSTRUCTION)
 
 
-def rl_rows(examples: list[Example], student: Any) -> list[dict[str, Any]]:
-    """GRPO rows: the rationale model's plain-text prompt plus the columns the rewards read."""
+def rl_rows(examples: list[Example], prompt: Callable[[Example], str]) -> list[dict[str, Any]]:
+    """GRPO rows: the rationale model's plain-text ``prompt(example)`` plus the columns the rewards read."""
     return [
         {
-            "prompt": rationale_prompt(student, e),
+            "prompt": prompt(e),
             "question": e.question,
             "context": context_text(e),
             "answer": e.answer,

@@ -9,6 +9,7 @@ teacher and a rerun of a pipeline is cheap.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import logging
@@ -18,8 +19,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from cotdistill import answers
+from cotdistill.errors import CotDistillError
 from cotdistill.io import JsonlAppender, iter_jsonl
-from cotdistill.teachers.base import CompletionRequest, Teacher
+from cotdistill.teachers.base import CompletionRequest, Teacher, TeacherConfig
 
 log = logging.getLogger(__name__)
 
@@ -193,3 +195,19 @@ class Reasoner:
             values = [v for t in chunk if t is not None for v in [rating(t[0])] if v is not None]
             scores.append(sum(values) / len(values) if values else None)
         return scores
+
+
+def resolve_reasoner(cfg: TeacherConfig) -> TeacherConfig:
+    """An ``hf`` reasoner naming a pulled preset points at its directory (an error says how to pull it)."""
+    from cotdistill.models.pull import PRESETS, cached_path
+
+    if cfg.backend != "hf" or cfg.model not in PRESETS:
+        return cfg
+    path = cached_path(cfg.model)
+    if path is None:
+        raise CotDistillError(
+            f"the reasoner '{cfg.model}' is not available locally; pull it once with "
+            f"`cotdistill models pull {cfg.model}` (or set the reasoner's model to a HF directory, "
+            "or use backend: openai with a llama.cpp server)"
+        )
+    return dataclasses.replace(cfg, model=str(path))

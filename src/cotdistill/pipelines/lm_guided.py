@@ -1,0 +1,211 @@
+"""The ``lm_guided`` pipeline: LM-Guided CoT end to end (``pipeline: lm_guided`` in a recipe).
+
+Stages, each writing into the run directory and reused when already complete:
+
+1. ``data/``: train and test questions of a multi-hop task (``multihop`` or a ``hotpot`` file);
+2. ``kd/rationales/``: teacher rationales over context + question (oracle = the gold ones), kept
+   when correct; ``kd/student/``: the rationale model fine-tuned on them (``sft`` method);
+3. ``rl/``: GRPO from the KD model with rewards computed through the frozen reasoner
+   (``reward_log.jsonl`` per step and component); ``rl/student/``: the RL rationale model;
+4. ``report.json`` / ``report.md``: EM and F1 per question type for the reasoner alone, with its
+   own CoT, with KD rationales and with RL rationales, each greedy and with self-consistency.
+
+The reasoner is any teacher backend (``hf`` on a pulled preset or directory, ``openai`` for a
+llama.cpp / vLLM server); all its calls are batched and cached in ``reasoner_cache.jsonl``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from cotdistill.config import save_config, to_dict
+from cotdistill.console import format_table
+from cotdistill.distill.generate import GenerateConfig
+from cotdistill.errors import ConfigError
+from cotdistill.io import atomic_write_json, atomic_write_text, read_records, write_jsonl
+from cotdistill.methods.base import TrainConfig
+from cotdistill.methods.lm_guided.data import RATIONALE_INSTRUCTION, guided_example, query, rationale_prompt, rl_rows
+from cotdistill.methods.lm_guided.inference import Condition, evaluate, markdown_table, student_writer, table
+from cotdistill.methods.lm_guided.kd import distill, teacher_rationales
+from cotdistill.methods.lm_guided.reasoner import Reasoner, ReasonerConfig, resolve_reasoner
+from cotdistill.methods.lm_guided.rewarder import RewardConfig, Rewarder
+from cotdistill.methods.lm_guided.rl import RLConfig, train_grpo
+from cotdistill.methods.sft import SFTConfig
+from cotdistill.models import Student, StudentConfig, load_student
+from cotdistill.models.student import STUDENT_FILE
+from cotdistill.pipelines.base import register_pipeline
+from cotdistill.tasks import Example, get_task
+from cotdistill.teachers import TeacherConfig, build_teacher
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class DataConfig:
+    """Which multi-hop questions to use."""
+
+    task: str = field(
+        default="multihop", metadata={"help": "a multi-hop task: multihop (procedural) or hotpot (a file)"}
+    )
+    params: dict[str, Any] = field(default_factory=dict, metadata={"help": "the task's params (e.g. path for hotpot)"})
+    n_train: int = field(default=64, metadata={"help": "training questions (KD and RL)"})
+    n_test: int = field(default=24, metadata={"help": "test questions for the table"})
+
+    def __post_init__(self) -> None:
+        if self.n_train < 1 or self.n_test < 1:
+            raise ValueError(f"n_train and n_test must be >= 1, got {self.n_train}, {self.n_test}")
+
+
+def _default_reasoner() -> TeacherConfig:
+    return TeacherConfig(backend="hf", model="smollm2-135m-instruct", batch_size=16)
+
+
+@dataclass
+class ReasonerSection:
+    """The frozen reasoner: a teacher backend plus its prompt settings."""
+
+    teacher: TeacherConfig = field(
+        default_factory=_default_reasoner,
+        metadata={"help": "backend of the reasoner; hf `model` may name a pulled preset (smollm2-135m-instruct)"},
+    )
+    prompt: ReasonerConfig = field(default_factory=ReasonerConfig, metadata={"help": "prompt and decoding settings"})
+
+
+@dataclass
+class EvalSection:
+    k: int = field(default=5, metadata={"help": "samples for self-consistency (majority vote)"})
+    max_rationale_tokens: int = field(default=64, metadata={"help": "tokens per rationale at inference"})
+    own_cot: bool = field(default=True, metadata={"help": "include the reasoner-with-its-own-CoT rows"})
+
+    def __post_init__(self) -> None:
+        if self.k < 2 or self.max_rationale_tokens < 1:
+            raise ValueError(f"need k >= 2 and max_rationale_tokens >= 1, got {self.k}, {self.max_rationale_tokens}")
+
+
+def _oracle_generate() -> GenerateConfig:
+    return GenerateConfig(teacher=TeacherConfig(backend="oracle"), num_shots=0)
+
+
+def _kd_train() -> TrainConfig:
+    return TrainConfig(epochs=20.0, lr=3e-3, batch_size=16, logging_steps=10)
+
+
+@dataclass
+class LMGuidedPipelineConfig:
+    seed: int = field(default=0, metadata={"help": "seed of the data and of training"})
+    data: DataConfig = field(default_factory=DataConfig, metadata={"help": "the multi-hop questions"})
+    generate: GenerateConfig = field(
+        default_factory=_oracle_generate, metadata={"help": "KD teacher rationales (oracle: the gold rationales)"}
+    )
+    reasoner: ReasonerSection = field(default_factory=ReasonerSection, metadata={"help": "the frozen reasoner"})
+    student: StudentConfig = field(default_factory=StudentConfig, metadata={"help": "the rationale model"})
+    kd: TrainConfig = field(default_factory=_kd_train, metadata={"help": "stage 1 (SFT on teacher rationales)"})
+    sft: SFTConfig = field(default_factory=SFTConfig, metadata={"help": "options of the sft method used for KD"})
+    rl: RLConfig = field(default_factory=RLConfig, metadata={"help": "stage 2 (GRPO)"})
+    rewards: RewardConfig = field(default_factory=RewardConfig, metadata={"help": "reward weights"})
+    eval: EvalSection = field(default_factory=EvalSection, metadata={"help": "the final table"})
+
+
+@register_pipeline("lm_guided")
+class LMGuidedPipeline:
+    Config = LMGuidedPipelineConfig
+
+    def run(self, config: LMGuidedPipelineConfig, output_dir: Path, *, resume: bool = False) -> Path:
+        output_dir = Path(output_dir)
+        output_dir.mkdir(parents=True, exist_ok=True)
+        save_config(config, output_dir / "config.yaml")
+        reasoner_cfg = resolve_reasoner(config.reasoner.teacher)
+        task = get_task(config.data.task, config.data.params)
+        train, test = _data(config, task, output_dir / "data")
+
+        kd_dir = output_dir / "kd"
+        kd_student = _stage(kd_dir / "student")
+        if kd_student is None:
+            log.info("stage 1: KD rationales and SFT of the rationale model (%d questions)", len(train))
+            kept = teacher_rationales(config.generate, train, task, kd_dir / "rationales")
+            corpus = [guided_example(e).question + " " + (e.rationale or "") for e in kept]
+            student = load_student(config.student, corpus=corpus)
+            kd_student = distill(student, kept, config.kd, config.sft, kd_dir / "train", resume=resume)
+            kd_student.save(kd_dir / "student")
+
+        reasoner = Reasoner(build_teacher(reasoner_cfg), config.reasoner.prompt, output_dir / "reasoner_cache.jsonl")
+        try:
+            rl_dir = output_dir / "rl"
+            rl_student = _stage(rl_dir / "student")
+            if rl_student is None:
+                log.info("stage 2: GRPO of the rationale model against the reasoner (%d steps)", config.rl.max_steps)
+                rl_student = Student.load(kd_dir / "student")
+                rewarder = Rewarder(reasoner, config.rewards)
+                rows = rl_rows(train, functools.partial(rationale_prompt, rl_student))
+                rl_cfg = dataclasses.replace(config.rl, seed=config.seed)
+                rl_student.model = train_grpo(
+                    rl_student.model, rl_student.tokenizer, rows, rewarder, rl_cfg, rl_dir, resume=resume
+                )
+                rl_student.save(rl_dir / "student")
+            log.info("evaluation: %d test questions, self-consistency k=%d", len(test), config.eval.k)
+            result = self._evaluate(config, test, reasoner, kd_student, rl_student)
+        finally:
+            reasoner.close()
+        result["reasoner"] = {"backend": reasoner_cfg.backend, "model": reasoner_cfg.model, "cache": reasoner.stats}
+        return _report(result, config, output_dir)
+
+    def _evaluate(
+        self, config: LMGuidedPipelineConfig, test: list[Example], reasoner: Reasoner, kd: Student, rl: Student
+    ) -> dict[str, Any]:
+        tokens = config.eval.max_rationale_tokens
+        conditions = [Condition("reasoner alone")]
+        if config.eval.own_cot:
+            conditions.append(Condition("reasoner CoT", own_cot=True))
+        conditions += [
+            Condition("reasoner + KD rationales", student_writer(kd, RATIONALE_INSTRUCTION, tokens, seed=config.seed)),
+            Condition("reasoner + RL rationales", student_writer(rl, RATIONALE_INSTRUCTION, tokens, seed=config.seed)),
+        ]
+        questions = [guided_example(e).question for e in test]
+        return evaluate(conditions, test, [query(e) for e in test], questions, reasoner, config.eval.k)
+
+
+def _stage(directory: Path) -> Student | None:
+    """A completed stage's student (saved last, so its presence marks completion)."""
+    return Student.load(directory) if (directory / STUDENT_FILE).exists() else None
+
+
+def _data(config: LMGuidedPipelineConfig, task: Any, directory: Path) -> tuple[list[Example], list[Example]]:
+    """Train/test examples, written once to ``directory`` and read back on reruns."""
+    splits = {}
+    for split, n in (("train", config.data.n_train), ("test", config.data.n_test)):
+        path = directory / f"{split}.jsonl"
+        if not path.exists():
+            examples = task.examples(split, n, config.seed)
+            if not examples:
+                raise ConfigError(f"task '{config.data.task}' has no '{split}' examples")
+            write_jsonl(path, (e.to_dict() for e in examples))
+        splits[split] = read_records(path, Example.from_dict)
+    return splits["train"], splits["test"]
+
+
+def _report(result: dict[str, Any], config: LMGuidedPipelineConfig, output_dir: Path) -> Path:
+    headers, body = table(result["rows"])
+    report = {"pipeline": "lm_guided", "config": to_dict(config), **result}
+    atomic_write_json(output_dir / "report.json", report)
+    reward_log = output_dir / "rl" / "reward_log.jsonl"
+    lines = [
+        "# LM-guided CoT",
+        "",
+        f"Reasoner: `{result['reasoner']['model']}` ({result['reasoner']['backend']}), frozen. "
+        f"Rationale model: `{config.student.model}`. Test questions: {config.data.n_test} ({config.data.task}).",
+        f"EM and F1 in percent; SC = self-consistency over k={config.eval.k} samples with a majority vote.",
+        "",
+        markdown_table(headers, body),
+        "",
+        f"Per-step GRPO rewards (each component): `{reward_log.relative_to(output_dir)}`.",
+        "",
+    ]
+    atomic_write_text(output_dir / "report.md", "\n".join(lines))
+    print(format_table(headers, body))
+    print(f"\nreport: {output_dir / 'report.md'} (and report.json)")
+    return output_dir

@@ -22,6 +22,7 @@ import numpy as np
 
 from cotdistill.config import to_dict
 from cotdistill.console import progress
+from cotdistill.errors import CotDistillError
 from cotdistill.eval.generation import Generator, generate_samples
 from cotdistill.eval.scoring import chance_baseline, score_example
 from cotdistill.eval.summary import METRICS, ROLES, summarize
@@ -105,8 +106,13 @@ def evaluate(
     for domain in examples_by_domain:
         if roles.get(domain) not in ROLES:
             raise ValueError(f"domain '{domain}' needs a role ({', '.join(ROLES)}), got {roles.get(domain)!r}")
-        tasks.setdefault(domain, get_task(domain))
-    selected = {d: list(ex)[: cfg.limit] if cfg.limit else list(ex) for d, ex in examples_by_domain.items()}
+        if domain not in tasks:
+            tasks[domain] = get_task(domain)
+    selected = {d: list(ex)[: cfg.limit] if cfg.limit else list(ex) for d, ex in examples_by_domain.items() if ex}
+    for domain in examples_by_domain.keys() - selected.keys():
+        log.warning("domain '%s' has no %s examples; left out of the report", domain, cfg.split)
+    if not selected:
+        raise CotDistillError(f"nothing to evaluate: no domain has {cfg.split} examples")
     done = _load_done(out, {**cfg.generation_settings(), "meta": dict(meta or {})})
     _set_seed(cfg.seed)
     with JsonlAppender(out / PREDICTIONS) as sink:

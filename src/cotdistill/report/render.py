@@ -126,6 +126,10 @@ def render_comparison(report: Mapping[str, Any], *, chart: str | None = None) ->
                 + [f"{100 * groups[g][metric]:.1f}" if g in groups else "-" for g in ("in_domain", "out_of_domain")]
             )
     lines += [markdown_table(["method", "seed", "in-domain", "out-of-domain"], seed_rows), ""]
+    timings = report.get("timings_s") or {}
+    if timings:
+        lines += ["## Stage times", ""]
+        lines += [markdown_table(["stage", "seconds"], [[k, f"{v:.1f}"] for k, v in timings.items()]), ""]
     files = report.get("files") or {}
     if files:
         lines += ["## Files", ""] + [f"- {key}: `{value}`" for key, value in files.items()] + [""]

@@ -1,0 +1,44 @@
+"""``cotdistill run [recipe.yaml] [key=value ...] [--output DIR] [--resume]``: run a whole recipe.
+
+With no recipe the embedded default runs (``cotdistill/recipes/default.yaml``): a suite, oracle
+teacher rationales, a tiny student per method variant, evaluation and the comparison report.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+RESOLVED_CONFIG = "config.yaml"
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "run",
+        help="run a recipe end to end (no recipe: the built-in default comparison on CPU)",
+        description="Overrides are dotted recipe keys, e.g. seeds=[0,1,2] train.epochs=4 eval.limit=50.",
+    )
+    parser.add_argument("recipe", nargs="?", default=None, help="recipe YAML (default: the embedded default recipe)")
+    parser.add_argument("overrides", nargs="*", metavar="key=value", help="recipe overrides")
+    parser.add_argument("-o", "--output", type=Path, default=None, help="run directory (default runs/<recipe name>)")
+    parser.add_argument("--resume", action="store_true", help="continue a run in an existing output directory")
+    parser.set_defaults(func=_run)
+
+
+def _run(args: argparse.Namespace) -> int:
+    from cotdistill.errors import CotDistillError
+    from cotdistill.pipelines import load_recipe
+
+    recipe_path, overrides = args.recipe, list(args.overrides)
+    if recipe_path is not None and "=" in recipe_path and not Path(recipe_path).exists():
+        recipe_path, overrides = None, [recipe_path, *overrides]  # `cotdistill run key=value` without a recipe
+    recipe = load_recipe(recipe_path, overrides)
+    output = args.output or Path("runs") / Path(recipe.source).stem
+    if (output / RESOLVED_CONFIG).exists() and not args.resume:
+        raise CotDistillError(
+            f"{output} already holds a run; pass --resume to continue it, or --output DIR to start a new one"
+        )
+    print(f"running pipeline '{recipe.pipeline}' from {recipe.source} into {output}")
+    report_dir = recipe.cls().run(recipe.config, output, resume=args.resume)
+    print(f"done: {report_dir}")
+    return 0

@@ -1,0 +1,309 @@
+"""The ``cot`` pipeline: distil CoT into a student with several methods and compare them.
+
+Stages (each writes its files into the run directory and is skipped when already complete):
+
+1. ``suite/``: the multi-domain suite (``tasks.suite.make_suite``; a no-op when up to date);
+2. ``rationales/``: teacher rationales for the source domains' train questions
+   (``distill.generate``; oracle by default), filtered and resumable;
+3. ``runs/<variant>/seed-<s>/train/``: for every method variant and seed, a fresh student
+   trained with the variant's method (``final/`` is the checkpoint; an interrupted training
+   resumes from its last checkpoint);
+4. ``runs/<variant>/seed-<s>/eval/``: evaluation on the test split of every domain;
+5. ``report.json``, ``report.md``, ``accuracy.png``: the variants side by side, each seed pooled
+   (mean and 95% interval for every domain, in-domain and out-of-domain), with chance baselines.
+
+A stage directory records what it was made from (``stage.json``); resuming with a recipe that
+changed what a finished stage depends on is refused instead of mixing results.
+Variants are a list in the recipe: adding a method to the comparison is one more entry
+``{name, method, args, train}`` (``args``: the method's Config; ``train``: TrainConfig overrides).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import re
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from cotdistill.config import from_dict, save_config, to_dict
+from cotdistill.console import format_table
+from cotdistill.distill.generate import GenerateConfig, generate_rationales
+from cotdistill.distill.store import load_kept
+from cotdistill.errors import ConfigError, CotDistillError, UnknownNameError
+from cotdistill.eval.evaluate import REPORT_JSON, EvalConfig, evaluate
+from cotdistill.eval.summary import METRICS, summarize
+from cotdistill.io import atomic_write_json, atomic_write_text
+from cotdistill.methods.base import METHODS, TrainConfig, TrainData
+from cotdistill.models import Student, StudentConfig, load_student
+from cotdistill.models.student import STUDENT_FILE
+from cotdistill.pipelines.base import register_pipeline
+from cotdistill.report.plot import plot_accuracy
+from cotdistill.report.render import render_comparison
+from cotdistill.report.runs import runs_of
+from cotdistill.report.table import comparison_rows
+from cotdistill.tasks.suite import Role, Suite, SuiteConfig, load_suite, make_suite
+
+log = logging.getLogger(__name__)
+
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+STAGE_FILE = "stage.json"
+CHART_PNG = "accuracy.png"
+
+
+@dataclass
+class VariantConfig:
+    """One method in the comparison: a name, a registered method, its args and train overrides."""
+
+    name: str = field(default="", metadata={"help": "label in the report (letters, digits, '_', '-', '.')"})
+    method: str = field(default="sft", metadata={"help": "registered method (sft, prada, ...)"})
+    args: dict[str, Any] = field(default_factory=dict, metadata={"help": "the method's Config fields"})
+    train: dict[str, Any] = field(default_factory=dict, metadata={"help": "overrides of the shared train settings"})
+
+    def __post_init__(self) -> None:
+        self.name = self.name or self.method
+        if not _NAME.match(self.name):
+            raise ValueError(f"name must be letters, digits, '_', '-' or '.', got {self.name!r}")
+        try:
+            method = METHODS.get(self.method)
+            from_dict(method.Config, self.args, where=f"method '{self.method}'", prefix="args.")
+            from_dict(TrainConfig, self.train, where=f"variant '{self.name}'", prefix="train.")
+        except (ConfigError, UnknownNameError) as exc:
+            raise ValueError(str(exc)) from None
+
+    def method_config(self) -> Any:
+        return from_dict(METHODS.get(self.method).Config, self.args)
+
+    def train_config(self, base: TrainConfig, seed: int) -> TrainConfig:
+        merged = {**to_dict(base), **self.train, "seed": seed}
+        return from_dict(TrainConfig, merged)
+
+
+@dataclass
+class CotConfig:
+    """The ``cot`` pipeline: suite -> teacher rationales -> (variant x seed) students -> comparison."""
+
+    suite: SuiteConfig = field(metadata={"help": "domains (source / target_near / target_far) and sizes"})
+    title: str = field(default="CoT distillation: methods compared", metadata={"help": "report title"})
+    generate: GenerateConfig = field(
+        default_factory=GenerateConfig, metadata={"help": "teacher backend, sampling and filtering of rationales"}
+    )
+    student: StudentConfig = field(default_factory=StudentConfig, metadata={"help": "the student model"})
+    train: TrainConfig = field(default_factory=TrainConfig, metadata={"help": "training settings shared by variants"})
+    variants: list[VariantConfig] = field(
+        default_factory=lambda: [VariantConfig(name="sft", method="sft")],
+        metadata={"help": "methods to compare: [{name, method, args, train}]"},
+    )
+    seeds: list[int] = field(default_factory=lambda: [0], metadata={"help": "training seeds per variant"})
+    eval: EvalConfig = field(default_factory=EvalConfig, metadata={"help": "evaluation settings"})
+
+    def __post_init__(self) -> None:
+        names = [v.name for v in self.variants]
+        if not names:
+            raise ValueError("variants must list at least one method")
+        repeated = sorted({n for n in names if names.count(n) > 1})
+        if repeated:
+            raise ValueError(f"variant names must be unique; repeated: {repeated}")
+        if not self.seeds or len(set(self.seeds)) != len(self.seeds):
+            raise ValueError(f"seeds must be a non-empty list of distinct integers, got {self.seeds}")
+        if not any(d.role == Role.SOURCE for d in self.suite.domains):
+            raise ValueError("the suite needs at least one source domain (labelled training data)")
+
+
+@register_pipeline("cot")
+class CotPipeline:
+    """Runs a ``CotConfig``; see the module docstring for the stages and files."""
+
+    Config = CotConfig
+
+    def run(self, config: CotConfig, output_dir: str | Path, *, resume: bool = False) -> Path:
+        out = Path(output_dir)
+        out.mkdir(parents=True, exist_ok=True)
+        save_config(config, out / "config.yaml")
+        timings: dict[str, float] = {}
+
+        started = time.perf_counter()
+        _check_stage(out / "suite", {"suite": to_dict(config.suite)})
+        suite = load_suite(make_suite(config.suite, out / "suite"))
+        timings["suite"] = time.perf_counter() - started
+
+        started = time.perf_counter()
+        data = self._training_data(config, suite, out / "rationales")
+        timings["rationales"] = time.perf_counter() - started
+
+        evaluations: dict[str, dict[int, dict[str, Any]]] = {}
+        for variant in config.variants:
+            for seed in config.seeds:
+                run_dir = out / "runs" / variant.name / f"seed-{seed}"
+                started = time.perf_counter()
+                checkpoint = self._train(config, variant, seed, data, run_dir, resume=resume)
+                timings[f"train {variant.name} seed {seed}"] = time.perf_counter() - started
+                started = time.perf_counter()
+                report = self._evaluate(config, suite, checkpoint, run_dir / "eval")
+                evaluations.setdefault(variant.name, {})[seed] = report
+                timings[f"eval {variant.name} seed {seed}"] = time.perf_counter() - started
+
+        report = comparison_report(config, evaluations, timings)
+        report["files"] = {
+            "report": str(out / "report.md"),
+            "chart": str(out / CHART_PNG),
+            "data": str(out / "report.json"),
+            "config": str(out / "config.yaml"),
+        }
+        atomic_write_json(out / "report.json", report)
+        runs = runs_of(report, "")
+        plot_accuracy(runs, out / CHART_PNG, title=config.title)
+        atomic_write_text(out / "report.md", render_comparison(report, chart=CHART_PNG))
+        headers, rows = comparison_rows(runs)
+        print(format_table(headers, [[cell.replace("**", "") for cell in row] for row in rows]))
+        print(f"\nreport: {out / 'report.md'}\nchart:  {out / CHART_PNG}\ndata:   {out / 'report.json'}")
+        return out
+
+    # ------------------------------------------------------------------ stages
+
+    def _training_data(self, config: CotConfig, suite: Suite, directory: Path) -> TrainData:
+        """Teacher rationales for the source train questions; target train questions unlabelled."""
+        _check_stage(directory, {"suite": to_dict(config.suite), "generate": to_dict(config.generate)})
+        sources = suite.domains(Role.SOURCE)
+        questions = [e for d in sources for e in suite.examples(d, "train")]
+        if not questions:
+            raise ConfigError("the suite's source domains have no train questions (set n_train > 0)")
+        generate_rationales(config.generate, questions, directory, tasks={d: suite.task(d) for d in sources})
+        labelled = load_kept(directory)
+        if not labelled:
+            raise CotDistillError(f"the teacher kept no rationale (see {directory / 'stats.json'})")
+        targets = [d for d in suite.domains() if d not in sources]
+        unlabelled = [
+            dataclasses.replace(e, answer="", rationale=None) for d in targets for e in suite.examples(d, "train")
+        ]
+        instructions = {d: suite.task(d).answer_instruction for d in suite.domains()}
+        return TrainData(labelled=labelled, unlabelled=unlabelled, instructions=instructions)
+
+    def _train(
+        self, config: CotConfig, variant: VariantConfig, seed: int, data: TrainData, run_dir: Path, *, resume: bool
+    ) -> Path:
+        """Train a fresh student for ``variant`` at ``seed``; returns its checkpoint directory."""
+        train_dir = run_dir / "train"
+        train_cfg = variant.train_config(config.train, seed)
+        _check_stage(
+            train_dir,
+            {
+                "suite": to_dict(config.suite),
+                "generate": to_dict(config.generate),
+                "student": to_dict(config.student),
+                "train": to_dict(train_cfg),
+                "variant": to_dict(variant),
+            },
+        )
+        checkpoint = train_dir / "final"
+        if (checkpoint / STUDENT_FILE).exists():
+            log.info("%s: already trained", checkpoint)
+            return checkpoint
+        torch.manual_seed(seed)
+        student_cfg = dataclasses.replace(config.student, tiny=dataclasses.replace(config.student.tiny, seed=seed))
+        student = load_student(student_cfg, corpus=_corpus(data))
+        method = METHODS.get(variant.method)()
+        log.info("training variant '%s' (method %s), seed %d", variant.name, variant.method, seed)
+        trained = method.train(student, data, train_cfg, variant.method_config(), train_dir, resume=resume)
+        if not (checkpoint / STUDENT_FILE).exists():
+            trained.save(checkpoint)
+        return checkpoint
+
+    def _evaluate(self, config: CotConfig, suite: Suite, checkpoint: Path, eval_dir: Path) -> dict[str, Any]:
+        """Evaluate a checkpoint on every domain (reusing a finished evaluation with the same settings)."""
+        meta = {"checkpoint": str(checkpoint)}
+        finished = eval_dir / REPORT_JSON
+        if finished.exists():
+            report = json.loads(finished.read_text(encoding="utf-8"))
+            if report.get("config") == to_dict(config.eval) and report.get("meta") == meta:
+                return report
+        domains = suite.domains()
+        return evaluate(
+            Student.load(checkpoint),
+            {d: suite.examples(d, config.eval.split) for d in domains},
+            suite.roles,
+            config.eval,
+            eval_dir,
+            tasks={d: suite.task(d) for d in domains},
+            meta=meta,
+        )
+
+
+def comparison_report(
+    config: CotConfig, evaluations: dict[str, dict[int, dict[str, Any]]], timings: dict[str, float]
+) -> dict[str, Any]:
+    """Pool each variant's seeds into one summary (seed x example bootstrap) for ``report.json``."""
+    runs: dict[str, Any] = {}
+    chance: dict[str, float] = {}
+    for variant in config.variants:
+        per_seed = evaluations[variant.name]
+        first = next(iter(per_seed.values()))
+        domains = first["summary"]["domains"]
+        roles = {d: entry["role"] for d, entry in domains.items()}
+        chance = {d: entry["chance"] for d, entry in domains.items()}
+        correct = {
+            metric: {
+                d: np.array([[float(row[metric]) for row in report["examples"][d]] for report in per_seed.values()])
+                for d in domains
+            }
+            for metric in METRICS
+        }
+        summary = summarize(
+            correct,
+            roles,
+            chance,
+            n_resamples=config.eval.bootstrap_resamples,
+            confidence=config.eval.confidence,
+            seed=config.eval.seed,
+        )
+        runs[variant.name] = {
+            "method": variant.method,
+            "seeds": list(per_seed),
+            "summary": summary,
+            "per_seed": {
+                str(seed): {
+                    group: {m: entry[m]["mean"] for m in METRICS}
+                    for group, entry in report["summary"]["groups"].items()
+                }
+                for seed, report in per_seed.items()
+            },
+        }
+    return {
+        "kind": "comparison",
+        "pipeline": "cot",
+        "title": config.title,
+        "metric": config.eval.metric,
+        "config": to_dict(config),
+        "chance": chance,
+        "runs": runs,
+        "timings_s": {k: round(v, 2) for k, v in timings.items()},
+    }
+
+
+def _corpus(data: TrainData) -> list[str]:
+    """Texts a from-scratch tokenizer is trained on: training questions, rationales, instructions."""
+    texts = [e.question for e in data.labelled] + [e.rationale or "" for e in data.labelled]
+    texts += [e.question for e in data.unlabelled]
+    return texts + list(data.instructions.values())
+
+
+def _check_stage(directory: Path, fingerprint: dict[str, Any]) -> None:
+    """Record what a stage is made from; refuse to reuse a stage made from something else."""
+    path = directory / STAGE_FILE
+    fingerprint = json.loads(json.dumps(fingerprint))
+    if path.exists():
+        previous = json.loads(path.read_text(encoding="utf-8"))
+        if previous != fingerprint:
+            changed = sorted(k for k in fingerprint.keys() | previous.keys() if fingerprint.get(k) != previous.get(k))
+            raise ConfigError(
+                f"{directory} was made with a different {', '.join(changed)} config; "
+                "use a new --output directory (or delete that stage) to run the changed recipe"
+            )
+        return
+    atomic_write_json(path, fingerprint)

@@ -1,0 +1,172 @@
+"""Inference on unseen tasks: hypothesis search (ReDis) and direct answering (baselines).
+
+Hypothesis search, per task: the student samples ``num_rules`` rules from the seen pairs
+(``temperature``); each distinct rule is applied by the student (greedy) to every seen input and
+scored by exact match; the best rule is applied to each unseen input. **Tie rule**: highest
+score, then the rule sampled most often, then the one sampled first. Direct answering asks for
+each unseen output from the seen pairs (few-shot prompt; also the IO-SFT student's format).
+
+Accuracy is exact match of the parsed output, micro-averaged over unseen queries.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from cotdistill.methods.redis.prompts import apply_prompt, direct_prompt, extract_rule, rule_prompt
+from cotdistill.models import Student
+from cotdistill.tasks.inductive import RuleTask, get_domain
+
+
+@dataclass
+class SearchConfig:
+    num_rules: int = field(default=8, metadata={"help": "rules the student samples per unseen task"})
+    temperature: float = field(default=1.0, metadata={"help": "sampling temperature of rule generation"})
+    rule_max_tokens: int = field(default=96, metadata={"help": "token budget of one rule"})
+    apply_max_tokens: int = field(default=64, metadata={"help": "token budget of one output"})
+    batch_size: int = field(default=32, metadata={"help": "prompts per generation batch"})
+
+    def __post_init__(self) -> None:
+        for name in ("num_rules", "rule_max_tokens", "apply_max_tokens", "batch_size"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.temperature < 0:
+            raise ValueError(f"temperature must be >= 0, got {self.temperature}")
+
+
+@dataclass
+class TaskResult:
+    """Predictions for the unseen queries of one task (``rule``/``rule_score`` empty for direct answering)."""
+
+    task_idx: str
+    domain: str
+    predictions: list[str | None]
+    gold: list[str | None]
+    rule: str | None = None
+    rule_score: int | None = None
+    n_seen: int = 0
+    candidates: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def correct(self) -> list[bool]:
+        return [p is not None and p == g for p, g in zip(self.predictions, self.gold)]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**asdict(self), "correct": self.correct}
+
+
+def _generate(
+    student: Student,
+    questions: Sequence[str],
+    cfg: SearchConfig,
+    *,
+    max_new_tokens: int,
+    temperature: float = 0.0,
+    num_samples: int = 1,
+) -> list[list[str]]:
+    prompts = [student.prompt(q) for q in questions]
+    return student.generate(
+        prompts,
+        max_new_tokens=max_new_tokens,
+        temperature=temperature,
+        num_samples=num_samples,
+        batch_size=cfg.batch_size,
+        progress=True,
+    )
+
+
+def _apply(student: Student, task_rules: Sequence[tuple[RuleTask, str, str]], cfg: SearchConfig) -> list[str | None]:
+    """Parsed outputs of applying each ``(task, rule, input)`` with the student (greedy)."""
+    texts = _generate(
+        student, [apply_prompt(rule, value) for _, rule, value in task_rules], cfg, max_new_tokens=cfg.apply_max_tokens
+    )
+    return [get_domain(task.domain).parse_output(out[0]) for (task, _, _), out in zip(task_rules, texts)]
+
+
+def choose(candidates: Sequence[dict[str, Any]]) -> dict[str, Any] | None:
+    """The best candidate: highest ``score``, then highest ``count``, then lowest ``order``."""
+    if not candidates:
+        return None
+    return min(candidates, key=lambda c: (-c["score"], -c["count"], c["order"]))
+
+
+def hypothesis_search(student: Student, tasks: Sequence[RuleTask], cfg: SearchConfig) -> list[TaskResult]:
+    """ReDis inference for every task (see the module docstring)."""
+    samples = _generate(
+        student,
+        [rule_prompt(t.train) for t in tasks],
+        cfg,
+        max_new_tokens=cfg.rule_max_tokens,
+        temperature=cfg.temperature,
+        num_samples=cfg.num_rules,
+    )
+    candidates: list[list[dict[str, Any]]] = []
+    for texts in samples:
+        found: dict[str, dict[str, Any]] = {}
+        for order, text in enumerate(texts):
+            rule = extract_rule(text)
+            if rule:
+                found.setdefault(rule, {"rule": rule, "count": 0, "order": order})["count"] += 1
+        candidates.append(list(found.values()))
+    jobs = [(t, c["rule"], p.input) for t, cands in zip(tasks, candidates) for c in cands for p in t.train]
+    outputs = iter(_apply(student, jobs, cfg))
+    best: list[dict[str, Any] | None] = []
+    for task, cands in zip(tasks, candidates):
+        gold = [get_domain(task.domain).normalize(p.output) for p in task.train]
+        for c in cands:
+            c["outputs"] = [next(outputs) for _ in task.train]
+            c["score"] = sum(o is not None and o == g for o, g in zip(c["outputs"], gold))
+        best.append(choose(cands))
+    finals = [(t, b["rule"], p.input) for t, b in zip(tasks, best) if b is not None for p in t.test]
+    predictions = iter(_apply(student, finals, cfg))
+    results = []
+    for task, cands, chosen in zip(tasks, candidates, best):
+        domain = get_domain(task.domain)
+        preds = [next(predictions) for _ in task.test] if chosen is not None else [None] * len(task.test)
+        results.append(
+            TaskResult(
+                task.idx,
+                task.domain,
+                preds,
+                [domain.normalize(p.output) for p in task.test],
+                chosen["rule"] if chosen else None,
+                chosen["score"] if chosen else None,
+                len(task.train),
+                cands,
+            )
+        )
+    return results
+
+
+def direct_answers(student: Student, tasks: Sequence[RuleTask], cfg: SearchConfig) -> list[TaskResult]:
+    """Answer every unseen query straight from the seen pairs (greedy)."""
+    jobs = [(t, p) for t in tasks for p in t.test]
+    texts = _generate(
+        student, [direct_prompt(t.train, p.input) for t, p in jobs], cfg, max_new_tokens=cfg.apply_max_tokens
+    )
+    outputs = iter(texts)
+    results = []
+    for task in tasks:
+        domain = get_domain(task.domain)
+        preds = [domain.parse_output(next(outputs)[0]) for _ in task.test]
+        results.append(
+            TaskResult(
+                task.idx, task.domain, preds, [domain.normalize(p.output) for p in task.test], n_seen=len(task.train)
+            )
+        )
+    return results
+
+
+def accuracy_table(results: Sequence[TaskResult]) -> dict[str, dict[str, float]]:
+    """Per-domain and overall (``"all"``) micro accuracy: ``{domain: {accuracy, correct, total}}``."""
+    table: dict[str, dict[str, float]] = {}
+    for r in results:
+        for key in (r.domain, "all"):
+            row = table.setdefault(key, {"correct": 0, "total": 0})
+            row["correct"] += sum(r.correct)
+            row["total"] += len(r.correct)
+    for row in table.values():
+        row["accuracy"] = row["correct"] / row["total"] if row["total"] else 0.0
+    return table

@@ -1,0 +1,124 @@
+"""ReDis stages 3-4 on a tiny model: SFT tokenisation, one ORPO and one DPO step, the pipeline end to end."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from cotdistill.methods.redis.pairs import PreferencePair, SFTItem
+from cotdistill.methods.redis.train import TrainSettings, align, preference_rows, sft, tokenize_sft
+from cotdistill.models import StudentConfig, TinyConfig, load_student
+from cotdistill.pipelines import load_recipe
+
+TINY = TinyConfig(hidden_size=32, num_layers=2, num_heads=2, intermediate_size=64, vocab_size=300)
+PROMPT = "Here are input/output examples produced by one hidden rule.\nInput: [1, 2]\nOutput: [2, 1]"
+PAIRS = [PreferencePair("t", "list_functions", PROMPT, "Reverse the list.", "Sort the list.", 2, 0)] * 4
+
+
+def _student(finetune: str = "full"):
+    corpus = [PROMPT, "Reverse the list.", "Sort the list.", "Output: [2, 1]"]
+    return load_student(StudentConfig(model="tiny", finetune=finetune, tiny=TINY), corpus)
+
+
+def _weights(model) -> torch.Tensor:
+    return torch.cat([p.detach().flatten().clone() for p in model.parameters()])
+
+
+def test_sft_rows_mask_the_prompt_and_match_generation_ids():
+    student = _student()
+    [row] = tokenize_sft(student, [SFTItem("rule_generation", "t", "list_functions", PROMPT, "Reverse the list.")], 512)
+    prompt_ids = student.encode_prompt(student.prompt(PROMPT))
+    assert row["input_ids"][: len(prompt_ids)] == prompt_ids
+    assert row["labels"][: len(prompt_ids)] == [-100] * len(prompt_ids)
+    assert row["labels"][len(prompt_ids) :] == student.encode_completion("Reverse the list.")
+    [short] = tokenize_sft(student, [SFTItem("io", "t", "list_functions", PROMPT, "Output: [2, 1]")], 8)
+    assert (
+        len(short["input_ids"]) == len(short["labels"]) == 8 and short["labels"][-1] == student.tokenizer.eos_token_id
+    )
+
+
+def test_preference_rows_keep_the_bos_the_student_generates_with():
+    student = _student()
+    [row] = preference_rows(student, PAIRS[:1])
+    ids = student.tokenizer(row["prompt"], add_special_tokens=False)["input_ids"]
+    assert ids == student.encode_prompt(student.prompt(PROMPT))
+    assert row["chosen"] == student.completion("Reverse the list.")
+
+
+@pytest.mark.parametrize(("method", "finetune"), [("orpo", "full"), ("dpo", "full"), ("dpo", "lora")])
+def test_alignment_step_updates_the_student(tmp_path, method, finetune):
+    student = _student(finetune)
+    settings = TrainSettings(align=method, align_epochs=1, align_lr=1e-2, batch_size=4, max_length=128)
+    lora = StudentConfig().lora if finetune == "lora" else None
+    before = _weights(student.model.merge_and_unload() if student.is_peft else student.model)
+    aligned = align(_student(finetune), PAIRS, settings, tmp_path, lora)  # same seed: same initial weights
+    assert not aligned.is_peft
+    after = _weights(aligned.model)
+    assert after.shape == before.shape and torch.isfinite(after).all()
+    assert not torch.equal(before, after)
+
+
+def _completion_nll(student, prompt: str, completion: str) -> float:
+    [row] = tokenize_sft(student, [SFTItem("x", "t", "d", prompt, completion)], 512)
+    with torch.no_grad():
+        out = student.model(input_ids=torch.tensor([row["input_ids"]]), labels=torch.tensor([row["labels"]]))
+    return float(out.loss)
+
+
+def test_sft_lowers_the_loss_of_the_targets(tmp_path):
+    items = [SFTItem("rule_generation", "t", "list_functions", PROMPT, "Reverse the list.")] * 8
+    before = _completion_nll(_student(), PROMPT, "Reverse the list.")
+    student = sft(_student(), items, TrainSettings(sft_epochs=2, sft_lr=1e-2, batch_size=4, max_length=128), tmp_path)
+    assert _completion_nll(student, PROMPT, "Reverse the list.") < before - 0.5
+
+
+def test_pipeline_runs_end_to_end_and_resumes(tmp_path, monkeypatch, capsys):
+    recipe = tmp_path / "redis.yaml"
+    recipe.write_text(
+        """
+pipeline: redis
+data: {domains: [acre, arc1d], tasks_per_domain: 10}
+augment: {num_rules: 12}
+filter: {max_pairs_per_task: 3, max_following_per_task: 4}
+student: {model: tiny, finetune: full, tiny: {hidden_size: 32, num_heads: 2, intermediate_size: 64, vocab_size: 400}}
+train: {sft_epochs: 1, sft_lr: 1.0e-3, align_lr: 1.0e-4, batch_size: 16, max_length: 320}
+search: {num_rules: 2, rule_max_tokens: 16, apply_max_tokens: 16}
+methods: [direct, redis]
+""",
+        encoding="utf-8",
+    )
+    loaded = load_recipe(recipe)
+    out = tmp_path / "run"
+    loaded.cls().run(loaded.config, out)
+    report = json.loads((out / "report.json").read_text())
+    assert set(report["table"]) == {"direct", "redis"}
+    assert report["table"]["redis"]["acre"]["total"] == 4 and report["table"]["redis"]["arc1d"]["total"] == 1
+    assert report["stage2"]["pairs"] > 0 and (out / "augment" / "rules.jsonl").exists()
+    assert (out / "students" / "redis" / "student.json").exists()
+    assert "redis" in capsys.readouterr().out and "direct" in (out / "report.md").read_text()
+    for split in ("train", "test"):
+        assert len((out / "data" / "acre" / f"{split}.jsonl").read_text().splitlines()) == (
+            9 if split == "train" else 1
+        )
+
+    def boom(*args, **kwargs):
+        raise AssertionError("resume must not retrain")
+
+    monkeypatch.setattr("cotdistill.pipelines.redis.sft", boom)
+    monkeypatch.setattr("cotdistill.pipelines.redis.align", boom)
+    loaded.cls().run(loaded.config, out, resume=True)
+    assert json.loads((out / "report.json").read_text())["table"] == report["table"]
+
+
+def test_recipe_errors_name_the_key(tmp_path):
+    from cotdistill.errors import ConfigError
+
+    recipe = tmp_path / "bad.yaml"
+    recipe.write_text("pipeline: redis\ndata: {domains: [acrre]}\n", encoding="utf-8")
+    with pytest.raises(ConfigError, match="unknown domain 'acrre'"):
+        load_recipe(recipe)
+    recipe.write_text("pipeline: redis\ntrain: {align: ppo}\n", encoding="utf-8")
+    with pytest.raises(ConfigError, match="train.align"):
+        load_recipe(recipe)

@@ -158,6 +158,7 @@ def training_arguments(train: TrainConfig, output_dir: str | Path) -> TrainingAr
         save_total_limit=train.save_total_limit,
         seed=train.seed,
         bf16=train.bf16,
+        use_cpu=not torch.accelerator.is_available(),  # multi-process CPU runs then use gloo DDP
         report_to="none",
         remove_unused_columns=False,
         disable_tqdm=not train.progress,
@@ -207,7 +208,7 @@ class SFTTrainer(Trainer):
         else:
             denominator = torch.as_tensor(num_items_in_batch, device=outputs.loss_sum.device).clamp(min=1)
             loss = outputs.loss_sum / denominator * self.accelerator.num_processes  # DDP averages gradients
-        self._step_logs["sft_loss"].append(float(outputs.loss_sum) / max(int(outputs.num_tokens), 1))
+        self._step_logs["sft_loss"].append(float(outputs.loss_sum.detach()) / max(int(outputs.num_tokens), 1))
         aux, logs = self.auxiliary_loss(outputs, inputs)
         if aux is not None:
             loss = loss + aux / self.current_gradient_accumulation_steps
@@ -216,7 +217,7 @@ class SFTTrainer(Trainer):
         if not torch.isfinite(loss.detach()):
             last = get_last_checkpoint(self.args.output_dir) if Path(self.args.output_dir).is_dir() else None
             raise TrainingDivergedError(
-                f"training stopped: the loss is {float(loss)} at step {self.state.global_step + 1}; "
+                f"training stopped: the loss is {float(loss.detach())} at step {self.state.global_step + 1}; "
                 f"last good checkpoint: {last or 'none saved yet'} (lower the learning rate or check the data)"
             )
         return (loss, outputs) if return_outputs else loss

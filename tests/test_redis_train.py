@@ -41,7 +41,8 @@ def test_sft_rows_mask_the_prompt_and_match_generation_ids():
 
 def test_preference_rows_keep_the_bos_the_student_generates_with():
     student = _student()
-    [row] = preference_rows(student, PAIRS[:1])
+    [row] = preference_rows(student, PAIRS[:1], 512)
+    assert preference_rows(student, PAIRS[:1], 10) == []
     ids = student.tokenizer(row["prompt"], add_special_tokens=False)["input_ids"]
     assert ids == student.encode_prompt(student.prompt(PROMPT))
     assert row["chosen"] == student.completion("Reverse the list.")
@@ -80,11 +81,11 @@ def test_pipeline_runs_end_to_end_and_resumes(tmp_path, monkeypatch, capsys):
         """
 pipeline: redis
 data: {domains: [acre, arc1d], tasks_per_domain: 10}
-augment: {num_rules: 12}
-filter: {max_pairs_per_task: 3, max_following_per_task: 4}
+augment: {num_rules: 8}
+filter: {max_pairs_per_task: 2, max_following_per_task: 2}
 student: {model: tiny, finetune: full, tiny: {hidden_size: 32, num_heads: 2, intermediate_size: 64, vocab_size: 400}}
-train: {sft_epochs: 1, sft_lr: 1.0e-3, align_lr: 1.0e-4, batch_size: 16, max_length: 320}
-search: {num_rules: 2, rule_max_tokens: 16, apply_max_tokens: 16}
+train: {sft_epochs: 1, sft_lr: 1.0e-3, align_lr: 1.0e-4, batch_size: 16, max_length: 256}
+search: {num_rules: 1, rule_max_tokens: 12, apply_max_tokens: 12}
 methods: [direct, redis]
 """,
         encoding="utf-8",

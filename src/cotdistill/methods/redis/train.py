@@ -134,15 +134,31 @@ def trl_prompt(student: Student, text: str) -> str:
     return prompt
 
 
-def preference_rows(student: Student, pairs: Sequence[PreferencePair]) -> list[dict[str, str]]:
-    return [
-        {
-            "prompt": trl_prompt(student, p.prompt),
-            "chosen": student.completion(p.chosen),
-            "rejected": student.completion(p.rejected),
-        }
-        for p in pairs
-    ]
+def preference_rows(student: Student, pairs: Sequence[PreferencePair], max_length: int) -> list[dict[str, str]]:
+    """TRL ``prompt``/``chosen``/``rejected`` rows; pairs that do not fit in ``max_length`` tokens are dropped.
+
+    (TRL would cut such a pair's completion, possibly to nothing, which makes the ORPO loss NaN.)
+    """
+    rows = []
+    for p in pairs:
+        prompt = len(student.encode_prompt(student.prompt(p.prompt)))
+        longest = max(len(student.encode_completion(p.chosen)), len(student.encode_completion(p.rejected)))
+        if prompt + longest <= max_length:
+            rows.append(
+                {
+                    "prompt": trl_prompt(student, p.prompt),
+                    "chosen": student.completion(p.chosen),
+                    "rejected": student.completion(p.rejected),
+                }
+            )
+    if len(rows) < len(pairs):
+        log.warning(
+            "%d of %d preference pairs are longer than max_length=%d and were dropped",
+            len(pairs) - len(rows),
+            len(pairs),
+            max_length,
+        )
+    return rows
 
 
 def align(
@@ -155,12 +171,13 @@ def align(
     """ORPO or DPO on ``pairs``, continuing from the student's current weights; returns merged weights."""
     from datasets import Dataset
 
-    if settings.align == "none" or not pairs:
-        if not pairs:
-            log.warning("no preference pairs: alignment skipped")
+    rows = preference_rows(student, pairs, settings.max_length) if settings.align != "none" else []
+    if not rows:
+        if settings.align != "none":
+            log.warning("no preference pairs fit: alignment skipped")
         return student
     _trainable(student, lora)
-    dataset = Dataset.from_list(preference_rows(student, pairs))
+    dataset = Dataset.from_list(rows)
     common = _common_args(settings, Path(output_dir), settings.align_epochs, settings.align_lr)
     if settings.align == "orpo":
         from trl.experimental.orpo import ORPOConfig, ORPOTrainer

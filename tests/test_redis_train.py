@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 import torch
@@ -123,3 +124,9 @@ def test_recipe_errors_name_the_key(tmp_path):
     recipe.write_text("pipeline: redis\ntrain: {align: ppo}\n", encoding="utf-8")
     with pytest.raises(ConfigError, match="train.align"):
         load_recipe(recipe)
+
+
+@pytest.mark.parametrize("path", sorted(Path(__file__).parents[1].joinpath("recipes").glob("redis-*.yaml")))
+def test_shipped_recipes_load(path):
+    recipe = load_recipe(path)
+    assert recipe.pipeline == "redis" and recipe.config.teacher.backend == "oracle"

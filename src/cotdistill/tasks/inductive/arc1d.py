@@ -86,14 +86,62 @@ def recolor(row: Row, source: int, target: int) -> Row:
     return [target if v == source else v for v in row]
 
 
+def _block_row(rng: random.Random, length: int, colour: int, size: int, lo: int = 0, hi: int | None = None) -> Row:
+    hi = length - size if hi is None else hi
+    start = rng.randint(lo, max(lo, hi))
+    row = [0] * length
+    for i in range(start, min(length, start + size)):
+        row[i] = colour
+    return row
+
+
+def _moving_block(rng: random.Random, colour: int, k: int, length: int) -> Row:
+    size = rng.randint(1, max(1, min(4, length - abs(k) - 1)))
+    lo, hi = (0, length - size - k) if k > 0 else (-k, length - size)
+    return _block_row(rng, length, colour, size, lo, hi)
+
+
+def _two_cells(rng: random.Random, colour: int, k: int, length: int) -> Row:
+    i = rng.randint(0, length - 3)
+    j = rng.randint(i + 2, length - 1)
+    row = [0] * length
+    row[i] = row[j] = colour
+    return row
+
+
+def _noisy_block(rng: random.Random, colour: int, k: int, length: int) -> Row:
+    row = _block_row(rng, length, colour, rng.randint(3, max(3, length // 2)))
+    free = [i for i in range(length) if not any(row[max(0, i - 1) : i + 2])]
+    for i in rng.sample(free, min(len(free), rng.randint(1, 2))):
+        if not any(row[max(0, i - 1) : i + 2]):
+            row[i] = colour
+    return row
+
+
+def _long_block(rng: random.Random, colour: int, k: int, length: int) -> Row:
+    return _block_row(rng, length, colour, rng.randint(3, max(3, length - 2)))
+
+
+def _asymmetric_row(rng: random.Random, colour: int, k: int, length: int) -> Row:
+    row = _block_row(rng, length, colour, rng.randint(1, max(1, length // 3)))
+    return row if row != row[::-1] else shift(row, 1)
+
+
+def _block_off_the_edge(rng: random.Random, colour: int, k: int, length: int) -> Row:
+    size = rng.randint(1, max(1, length // 2))
+    return _block_row(rng, length, colour, size, 0, length - size - 1)
+
+
 @dataclass(frozen=True)
 class Family:
-    """A rule family: ``params(colour)`` lists its parameter choices, ``text``/``fn`` state and apply it."""
+    """A rule family: ``params(colour)`` lists its parameter choices, ``text``/``fn`` state and apply it,
+    ``inputs(rng, colour, k, length)`` samples a row on which the rule visibly does something."""
 
     name: str
     params: Callable[[int], tuple[int, ...]]
     text: Callable[[int, int], str]
     fn: Callable[[Row, int, int], Row]
+    inputs: Callable[[random.Random, int, int, int], Row]
 
 
 def _direction(k: int) -> str:
@@ -106,39 +154,49 @@ FAMILIES: tuple[Family, ...] = (
         lambda c: (1, 2, 3, -1, -2, -3),
         lambda c, k: f"Move the block {_direction(k)}.",
         lambda row, c, k: shift(row, k),
+        _moving_block,
     ),
     Family(
         "fill",
         lambda c: (0,),
         lambda c, k: "Fill the gap between the two coloured cells with their colour.",
         lambda row, c, k: fill_gap(row),
+        _two_cells,
     ),
     Family(
         "hollow",
         lambda c: (0,),
         lambda c, k: "Keep the two end cells of the block and clear its inside.",
         lambda row, c, k: hollow(row),
+        _long_block,
     ),
     Family(
-        "mirror", lambda c: (0,), lambda c, k: "Mirror the whole row from left to right.", lambda row, c, k: row[::-1]
+        "mirror",
+        lambda c: (0,),
+        lambda c, k: "Mirror the whole row from left to right.",
+        lambda row, c, k: row[::-1],
+        _asymmetric_row,
     ),
     Family(
         "recolor",
         lambda c: tuple(d for d in range(1, 10) if d != c),
         lambda c, k: f"Change every cell of colour {c} to colour {k}.",
         lambda row, c, k: recolor(row, c, k),
+        _block_off_the_edge,
     ),
     Family(
         "denoise",
         lambda c: (0,),
         lambda c, k: "Remove the isolated single cells and keep the long block.",
         lambda row, c, k: denoise(row),
+        _noisy_block,
     ),
     Family(
         "extend",
         lambda c: (0,),
         lambda c, k: "Extend the block to the right edge of the row.",
         lambda row, c, k: extend_right(row),
+        _block_off_the_edge,
     ),
 )
 FAMILIES_BY_NAME = {f.name: f for f in FAMILIES}
@@ -149,44 +207,6 @@ def make_rule(family: Family, colour: int, k: int) -> Rule:
         return canonical_list(family.fn(parse_int_list(value), colour, k))
 
     return Rule(family.text(colour, k), apply)
-
-
-def _block_row(rng: random.Random, length: int, colour: int, size: int, lo: int = 0, hi: int | None = None) -> Row:
-    hi = length - size if hi is None else hi
-    start = rng.randint(lo, max(lo, hi))
-    row = [0] * length
-    for i in range(start, min(length, start + size)):
-        row[i] = colour
-    return row
-
-
-def sample_input(rng: random.Random, family: str, colour: int, k: int, length: int) -> Row:
-    """An input row on which ``family`` (with parameter ``k``) visibly does something."""
-    if family == "move":
-        size = rng.randint(1, max(1, min(4, length - abs(k) - 1)))
-        lo, hi = (0, length - size - k) if k > 0 else (-k, length - size)
-        return _block_row(rng, length, colour, size, lo, hi)
-    if family == "fill":
-        i = rng.randint(0, length - 3)
-        j = rng.randint(i + 2, length - 1)
-        row = [0] * length
-        row[i] = row[j] = colour
-        return row
-    if family == "denoise":
-        size = rng.randint(3, max(3, length // 2))
-        row = _block_row(rng, length, colour, size)
-        free = [i for i in range(length) if not any(row[max(0, i - 1) : i + 2])]
-        for i in rng.sample(free, min(len(free), rng.randint(1, 2))):
-            if not any(row[max(0, i - 1) : i + 2]):
-                row[i] = colour
-        return row
-    if family == "hollow":
-        return _block_row(rng, length, colour, rng.randint(3, max(3, length - 2)))
-    if family == "mirror":
-        row = _block_row(rng, length, colour, rng.randint(1, max(1, length // 3)))
-        return row if row != row[::-1] else shift(row, 1)
-    size = rng.randint(1, max(1, length // 2))
-    return _block_row(rng, length, colour, size, 0, length - size - 1)
 
 
 @register_domain("arc1d")
@@ -205,7 +225,7 @@ class Arc1D(ListDomain):
         pairs: list[Pair] = []
         inputs: set[str] = set()
         for _ in range(100 * (n_seen + n_test)):
-            value = canonical_list(sample_input(rng, family.name, colour, k, length))
+            value = canonical_list(family.inputs(rng, colour, k, length))
             if value in inputs:
                 continue
             inputs.add(value)

@@ -13,6 +13,7 @@ per unseen query.
 
 from __future__ import annotations
 
+import itertools
 import os
 import random
 from collections.abc import Iterable, Mapping
@@ -60,7 +61,7 @@ def load_rule_tasks(
 ) -> list[RuleTask]:
     """Every task of a ReDis-format file; a task without an ``idx`` gets ``task-<n>`` (its position)."""
     dom = get_domain(domain) if isinstance(domain, str) else domain
-    position = iter(range(1, 1 << 62))
+    position = itertools.count(1)
     return read_records(
         path, lambda obj: parse_task(obj, dom, f"task-{next(position)}"), skip_invalid=skip_invalid, counter=counter
     )

@@ -19,6 +19,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     sample.add_argument("--split", default="train", choices=["train", "dev", "test"])
     sample.add_argument("--seed", type=int, default=0)
     sample.add_argument("--json", action="store_true", help="print JSONL records instead of text")
+    sample.add_argument(
+        "overrides",
+        nargs="*",
+        metavar="PARAM=VALUE",
+        help="task parameters, e.g. max_steps=3 or path=data/test.jsonl (values parsed as YAML)",
+    )
     sample.set_defaults(func=_sample)
 
 
@@ -34,9 +40,10 @@ def _list(args: argparse.Namespace) -> int:
 
 
 def _sample(args: argparse.Namespace) -> int:
+    from cotdistill.config import apply_overrides
     from cotdistill.tasks import get_task
 
-    task = get_task(args.name)
+    task = get_task(args.name, apply_overrides({}, args.overrides))
     for example in task.examples(args.split, args.n, args.seed):
         if args.json:
             print(json.dumps(example.to_dict(), ensure_ascii=False))

@@ -12,6 +12,7 @@ from cotdistill.methods.redis.pairs import PreferencePair, SFTItem
 from cotdistill.methods.redis.train import TrainSettings, align, preference_rows, sft, tokenize_sft
 from cotdistill.models import StudentConfig, TinyConfig, load_student
 from cotdistill.pipelines import load_recipe
+from cotdistill.report.runs import read_report, runs_of
 
 TINY = TinyConfig(hidden_size=32, num_layers=2, num_heads=2, intermediate_size=64, vocab_size=300)
 PROMPT = "Here are input/output examples produced by one hidden rule.\nInput: [1, 2]\nOutput: [2, 1]"
@@ -100,6 +101,7 @@ methods: [direct, redis]
     assert report["stage2"]["pairs"] > 0 and (out / "augment" / "rules.jsonl").exists()
     assert (out / "students" / "redis" / "student.json").exists()
     assert "redis" in capsys.readouterr().out and "direct" in (out / "report.md").read_text()
+    assert [run.name for run in runs_of(read_report(out), "")] == ["direct", "redis"]
     for split in ("train", "test"):
         assert len((out / "data" / "acre" / f"{split}.jsonl").read_text().splitlines()) == (
             9 if split == "train" else 1

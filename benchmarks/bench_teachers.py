@@ -37,16 +37,15 @@ RESULTS = Path(__file__).parent / "results"
 PRESET = "smollm2-135m-instruct"
 
 
-def requests(n: int, max_tokens: int) -> list[CompletionRequest]:
+def requests(n: int, max_tokens: int, shots: int) -> list[CompletionRequest]:
     """``n`` few-shot CoT chat requests for arithmetic word problems (greedy)."""
     task = get_task("arith_shopping")
-    pool = task.examples("train", n + 4, 7)
-    candidates = shot_candidates(pool, 2, seed=0)
+    pool = task.examples("train", n + shots + 1, 7)
+    candidates = shot_candidates(pool, shots, seed=0)
     out = []
     for example in pool[:n]:
-        prompt = build_prompt(
-            example.question, task.answer_instruction, select_shots(candidates, 2, exclude_id=example.id)
-        )
+        chosen = select_shots(candidates, shots, exclude_id=example.id)
+        prompt = build_prompt(example.question, task.answer_instruction, chosen)
         out.append(CompletionRequest(example.id, messages=prompt.messages, max_tokens=max_tokens))
     return out
 
@@ -57,37 +56,46 @@ def timed(teacher: Any, batch: list[CompletionRequest]) -> tuple[float, list]:
     return time.perf_counter() - start, results
 
 
-def bench_server(batch: list[CompletionRequest], concurrency: int, threads: int) -> dict[str, Any]:
+def bench_server(batch: list[CompletionRequest], concurrency: int, threads: int, rounds: int) -> dict[str, Any]:
+    """Alternate one-at-a-time and concurrent rounds (so load changes on a shared machine hit both)."""
     if not server_available():
         return {"skipped": "llama-cpp-python[server] is not installed"}
     gguf = preset_gguf(PRESET)
     args = ("--n_ctx", "2048", "--n_threads", str(threads))
+    serial_s: list[float] = []
+    concurrent_s: list[float] = []
+    failures: list[str] = []
+    same = 0
     with LlamaServer(gguf, extra_args=args) as server:
 
         def teacher(c: int):
             return build_teacher(
-                TeacherConfig(backend="openai", model=PRESET, base_url=server.base_url, concurrency=c, timeout_s=600)
+                TeacherConfig(backend="openai", model=PRESET, base_url=server.base_url, concurrency=c, timeout_s=900)
             )
 
         teacher(1).complete(batch[:1])  # warm-up: first-request allocations
-        serial_s, serial = timed(teacher(1), batch)
-        concurrent_s, concurrent = timed(teacher(concurrency), batch)
-    failures = [r.error for r in serial + concurrent if r.error]
-    tokens = sum(r.usage.get("completion_tokens", 0) for r in serial)
+        for _ in range(rounds):
+            seconds, serial = timed(teacher(1), batch)
+            serial_s.append(seconds)
+            seconds, concurrent = timed(teacher(concurrency), batch)
+            concurrent_s.append(seconds)
+            failures += [r.error for r in serial + concurrent if r.error]
+            same += sum(a.texts == b.texts for a, b in zip(serial, concurrent))
+    total = len(batch) * rounds
     return {
         "server": "llama-cpp-python server (python -m llama_cpp.server)",
         "model": f"{gguf.name} (Q4_1)",
         "server_threads": threads,
         "requests": len(batch),
+        "rounds": rounds,
         "concurrency": concurrency,
         "failures": failures,
-        "serial_s": round(serial_s, 3),
-        "concurrent_s": round(concurrent_s, 3),
-        "serial_requests_per_s": round(len(batch) / serial_s, 3),
-        "concurrent_requests_per_s": round(len(batch) / concurrent_s, 3),
-        "speedup": round(serial_s / concurrent_s, 3),
-        "completion_tokens_serial": tokens,
-        "same_texts": sum(a.texts == b.texts for a, b in zip(serial, concurrent)),
+        "serial_s_per_round": [round(s, 2) for s in serial_s],
+        "concurrent_s_per_round": [round(s, 2) for s in concurrent_s],
+        "serial_requests_per_s": round(total / sum(serial_s), 3),
+        "concurrent_requests_per_s": round(total / sum(concurrent_s), 3),
+        "speedup": round(sum(serial_s) / sum(concurrent_s), 3),
+        "same_texts": f"{same}/{total}",
     }
 
 
@@ -143,15 +151,17 @@ def markdown(report: dict[str, Any]) -> str:
     server = report.get("server")
     if server:
         lines += ["## llama.cpp server: concurrent vs one request at a time", ""]
+        lines += [f"Settings: {json.dumps(server.get('settings', {}))}; greedy few-shot CoT chat prompts.", ""]
         if "skipped" in server:
             lines.append(f"skipped: {server['skipped']}")
         else:
             lines += [
-                "| mode | requests | seconds | requests/s |",
+                "| mode | requests x rounds | seconds per round | requests/s |",
                 "|---|---|---|---|",
-                f"| concurrency 1 | {server['requests']} | {server['serial_s']} | {server['serial_requests_per_s']} |",
-                f"| concurrency {server['concurrency']} | {server['requests']} | {server['concurrent_s']} | "
-                f"{server['concurrent_requests_per_s']} |",
+                f"| concurrency 1 | {server['requests']} x {server['rounds']} | {server['serial_s_per_round']} | "
+                f"{server['serial_requests_per_s']} |",
+                f"| concurrency {server['concurrency']} | {server['requests']} x {server['rounds']} | "
+                f"{server['concurrent_s_per_round']} | {server['concurrent_requests_per_s']} |",
                 "",
                 f"Speed-up: **{server['speedup']}x** ({server['model']}, {server['server_threads']} server threads).",
             ]
@@ -160,6 +170,8 @@ def markdown(report: dict[str, Any]) -> str:
     if hf:
         lines += [
             "## hf backend: batched vs per-example generate()",
+            "",
+            f"Settings: {json.dumps(hf.get('settings', {}))}; greedy few-shot CoT chat prompts.",
             "",
             "| mode | prompts | seconds | prompts/s | generated tokens/s |",
             "|---|---|---|---|---|",
@@ -179,22 +191,27 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--prompts", type=int, default=16)
     parser.add_argument("--max-tokens", type=int, default=48)
+    parser.add_argument("--shots", type=int, default=1, help="worked examples per prompt")
     parser.add_argument("--concurrency", type=int, default=8)
     parser.add_argument("--batch-size", type=int, default=8)
-    parser.add_argument("--server-threads", type=int, default=2)
+    parser.add_argument("--server-threads", type=int, default=1)
+    parser.add_argument("--rounds", type=int, default=2, help="alternating serial/concurrent rounds")
     parser.add_argument("--parts", default="server,hf")
     args = parser.parse_args()
-    batch = requests(args.prompts, args.max_tokens)
+    batch = requests(args.prompts, args.max_tokens, args.shots)
     path = RESULTS / "teachers.json"
-    report: dict[str, Any] = json.loads(path.read_text()) if path.exists() else {}
+    measured: dict[str, Any] = {}
     parts = args.parts.split(",")
     if "server" in parts:
-        report["server"] = bench_server(batch, args.concurrency, args.server_threads)
-        print(json.dumps(report["server"], indent=2))
+        measured["server"] = bench_server(batch, args.concurrency, args.server_threads, args.rounds)
+        measured["server"]["settings"] = vars(args)
+        print(json.dumps(measured["server"], indent=2), flush=True)
     if "hf" in parts:
-        report["hf"] = bench_hf(batch, args.batch_size)
-        print(json.dumps(report["hf"], indent=2))
-    report["machine"] = machine()
+        measured["hf"] = bench_hf(batch, args.batch_size)
+        measured["hf"]["settings"] = vars(args)
+        print(json.dumps(measured["hf"], indent=2), flush=True)
+    report: dict[str, Any] = json.loads(path.read_text()) if path.exists() else {}  # keep the other part
+    report.update(measured, machine=machine())
     RESULTS.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(report, indent=2) + "\n")
     (RESULTS / "teachers.md").write_text(markdown(report))

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import json
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -192,7 +193,6 @@ def _report(result: dict[str, Any], config: LMGuidedPipelineConfig, output_dir: 
     headers, body = table(result["rows"])
     report = {"pipeline": "lm_guided", "config": to_dict(config), **result}
     atomic_write_json(output_dir / "report.json", report)
-    reward_log = output_dir / "rl" / "reward_log.jsonl"
     lines = [
         "# LM-guided CoT",
         "",
@@ -202,10 +202,24 @@ def _report(result: dict[str, Any], config: LMGuidedPipelineConfig, output_dir: 
         "",
         markdown_table(headers, body),
         "",
-        f"Per-step GRPO rewards (each component): `{reward_log.relative_to(output_dir)}`.",
-        "",
+        *_reward_section(output_dir / "rl" / "reward_log.jsonl", config.rewards.weights),
     ]
     atomic_write_text(output_dir / "report.md", "\n".join(lines))
     print(format_table(headers, body))
     print(f"\nreport: {output_dir / 'report.md'} (and report.json)")
     return output_dir
+
+
+def _reward_section(path: Path, weights: dict[str, float]) -> list[str]:
+    """The GRPO reward components per logged step (mean over the step's rationales)."""
+    if not path.exists():
+        return []
+    rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    names = [n for n, w in weights.items() if w != 0]
+    headers = ["step", "reward (weighted)", "kl", *[f"{n} (w={weights[n]:g})" for n in names]]
+    body = [[r["step"], *(_fmt(r.get(k)) for k in ("reward", "kl", *names))] for r in rows]
+    return [f"GRPO rewards per step (`{path.name}` has every component):", "", markdown_table(headers, body), ""]
+
+
+def _fmt(value: Any) -> str:
+    return "-" if value is None else f"{value:.3f}"

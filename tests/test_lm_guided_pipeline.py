@@ -100,3 +100,17 @@ def test_lm_guided_method_trains_kd_then_rl(tmp_path):
     log = (tmp_path / "out" / "rl" / "reward_log.jsonl").read_text().splitlines()
     assert len(log) == 1 and {"exact_match", "length"} <= set(json.loads(log[0]))
     assert (tmp_path / "out" / "reasoner_cache.jsonl").read_text().strip()
+
+
+@pytest.mark.slow
+def test_tiny_recipe_with_the_real_smollm2_reasoner(tmp_path):
+    from cotdistill.models.pull import cached_path
+
+    if cached_path("smollm2-135m-instruct") is None:
+        pytest.skip("SmolLM2-135M-Instruct is not pulled (run `cotdistill models pull smollm2-135m-instruct`)")
+    overrides = ["data.n_train=16", "data.n_test=4", "kd.epochs=2", "rl.max_steps=1", "eval.k=2"]
+    recipe = load_recipe("recipes/lm-guided-tiny.yaml", overrides)
+    out = recipe.cls().run(recipe.config, tmp_path / "run")
+    report = json.loads((out / "report.json").read_text())
+    assert report["reasoner"]["backend"] == "hf" and "smollm2" in report["reasoner"]["model"]
+    assert len(report["rows"]) == 8 and all(r["scores"]["all"]["n"] == 4 for r in report["rows"])

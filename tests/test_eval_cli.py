@@ -39,3 +39,18 @@ def test_eval_command_writes_report(tmp_path, capsys):
     assert "did you mean 'coins'" in capsys.readouterr().err
     assert main([*args[:4], "max_new_token=4"]) == 2
     assert "unknown key 'max_new_token'; did you mean 'max_new_tokens'" in capsys.readouterr().err
+
+
+def test_eval_command_accepts_a_plain_model_directory(tmp_path, capsys):
+    suite_cfg = SuiteConfig(domains=[DomainSpec(task="coin_flip", role=Role.SOURCE, n_train=0, n_dev=0, n_test=3)])
+    suite = load_suite(make_suite(suite_cfg, tmp_path / "suite"))
+    tiny = TinyConfig(hidden_size=32, num_layers=1, num_heads=2, intermediate_size=64, vocab_size=300)
+    student = load_student(
+        StudentConfig(model="tiny", tiny=tiny), corpus=[e.question for e in suite.examples("coin_flip", "test")]
+    )
+    student.model.save_pretrained(tmp_path / "hf")
+    student.tokenizer.save_pretrained(tmp_path / "hf")
+    out = tmp_path / "zero-shot"
+    args = ["eval", str(tmp_path / "hf"), "--suite", str(tmp_path / "suite"), "-o", str(out), "max_new_tokens=4"]
+    assert main(args) == 0
+    assert json.loads((out / "report.json").read_text())["summary"]["domains"]["coin_flip"]["n"] == 3

@@ -14,10 +14,21 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="evaluate a student checkpoint on a suite (per domain, in- vs out-of-domain, 95%% intervals)",
         description="Overrides are EvalConfig fields, e.g. max_new_tokens=128 num_samples=5 temperature=0.7 limit=50.",
     )
-    parser.add_argument("checkpoint", type=Path, help="a student checkpoint directory (written by train or run)")
+    parser.add_argument(
+        "checkpoint",
+        type=Path,
+        help="a student checkpoint (written by train or run), or any model `student.model` accepts "
+        "(a pulled preset such as smollm2-135m-instruct, a HF directory, a .gguf file) for a zero-shot baseline",
+    )
     parser.add_argument("--suite", type=Path, required=True, help="suite directory (manifest.json + JSONL splits)")
     parser.add_argument("--config", type=Path, default=None, help="YAML file of EvalConfig fields")
-    parser.add_argument("-o", "--output", type=Path, default=None, help="output directory (default CHECKPOINT/eval)")
+    parser.add_argument(
+        "-o",
+        "--output",
+        type=Path,
+        default=None,
+        help="output directory (default CHECKPOINT/eval, or eval/NAME for a model name)",
+    )
     parser.add_argument("--domains", default=None, help="comma-separated domains to evaluate (default: all)")
     parser.add_argument("overrides", nargs="*", metavar="key=value", help="EvalConfig overrides")
     parser.set_defaults(func=_eval)
@@ -26,7 +37,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def _eval(args: argparse.Namespace) -> int:
     from cotdistill.config import load_config, save_config
     from cotdistill.eval import EvalConfig, evaluate
-    from cotdistill.models.student import Student
+    from cotdistill.models import StudentConfig, load_student
+    from cotdistill.models.student import STUDENT_FILE, Student
     from cotdistill.report.runs import runs_of
     from cotdistill.report.table import comparison_rows
     from cotdistill.tasks.suite import load_suite
@@ -39,8 +51,13 @@ def _eval(args: argparse.Namespace) -> int:
         for domain in wanted:
             suite.info(domain)  # unknown names raise with a suggestion
         domains = wanted
-    output = args.output or args.checkpoint / "eval"
-    student = Student.load(args.checkpoint)
+    output = args.output or (
+        args.checkpoint / "eval" if args.checkpoint.is_dir() else Path("eval") / args.checkpoint.name
+    )
+    if (args.checkpoint / STUDENT_FILE).exists():
+        student = Student.load(args.checkpoint)
+    else:
+        student = load_student(StudentConfig(model=str(args.checkpoint)))
     report = evaluate(
         student,
         {d: suite.examples(d, cfg.split) for d in domains},

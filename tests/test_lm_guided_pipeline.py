@@ -18,6 +18,8 @@ TINY = {"hidden_size": 32, "num_layers": 2, "num_heads": 2, "intermediate_size":
 def test_recipe_loads_and_errors_name_the_key(tmp_path):
     recipe = load_recipe("recipes/lm-guided-tiny.yaml")
     assert recipe.pipeline == "lm_guided" and recipe.config.reasoner.teacher.backend == "hf"
+    hotpot = load_recipe("recipes/lm-guided-hotpot.yaml")
+    assert hotpot.config.data.task == "hotpot" and hotpot.config.rewards.weights["judge"] > 0
     with pytest.raises(ConfigError, match=r"rewards.*unknown reward 'sup'"):
         load_recipe("recipes/lm-guided-tiny.yaml", ["rewards.weights.sup=1.0"])
     with pytest.raises(ConfigError, match="rl: num_generations must be >= 2"):

@@ -53,7 +53,8 @@ def teacher_rationales(
     if not kept:
         raise CotDistillError(
             f"{out_dir}: the teacher produced no kept rationale for {len(examples)} questions "
-            "(check the teacher, or use generate.keep: all)"
+            "(check the teacher or use generate.keep: all; the oracle teacher needs gold rationales, "
+            "which files such as HotpotQA do not have: use an openai or hf teacher there)"
         )
     return kept
 

@@ -58,7 +58,9 @@ class EvalConfig:
     bootstrap_resamples: int = field(default=1000, metadata={"help": "bootstrap resamples for the intervals"})
     confidence: float = field(default=0.95, metadata={"help": "confidence level of the intervals"})
     seed: int = field(default=0, metadata={"help": "seed of the bootstrap (and of sampling)"})
-    chunk_size: int = field(default=64, metadata={"help": "questions generated between saved progress points"})
+    chunk_size: int = field(
+        default=64, metadata={"help": "questions generated between saved progress points (at least batch_size)"}
+    )
 
     def __post_init__(self) -> None:
         if self.split not in ("train", "dev", "test"):
@@ -118,7 +120,8 @@ def evaluate(
     with JsonlAppender(out / PREDICTIONS) as sink:
         for domain, examples in selected.items():
             todo = [e for e in examples if e.id not in done]
-            chunks = [todo[i : i + cfg.chunk_size] for i in range(0, len(todo), cfg.chunk_size)]
+            size = max(cfg.chunk_size, cfg.batch_size)  # a chunk never splits a generation batch
+            chunks = [todo[i : i + size] for i in range(0, len(todo), size)]
             for chunk in progress(chunks, desc=f"eval {domain}", disable=not show_progress or not chunks):
                 prompts = [student.prompt(e.question, tasks[domain].answer_instruction) for e in chunk]
                 samples = generate_samples(

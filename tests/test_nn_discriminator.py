@@ -34,9 +34,12 @@ def test_domain_loss_averages_within_then_across_domains() -> None:
     assert domain_loss(logits, ids) != pytest.approx(per_row.mean().item())
 
 
-def test_domain_accuracy_and_input_validation() -> None:
+def test_domain_accuracy_is_balanced_and_input_validation() -> None:
     logits = torch.tensor([[2.0, 0.0], [0.0, 1.0], [3.0, 0.0], [0.0, 5.0]])
-    assert domain_accuracy(logits, torch.tensor([0, 1, 1, 1])) == 0.75
+    assert domain_accuracy(logits, torch.tensor([0, 1, 1, 1])) == pytest.approx(
+        (1.0 + 2 / 3) / 2
+    )  # balanced over domains
+    assert domain_accuracy(logits, torch.tensor([0, 1, 0, 1])) == 1.0
     with pytest.raises(ValueError, match="num_domains"):
         DomainDiscriminator(4, 1)
 

@@ -50,5 +50,12 @@ def domain_loss(logits: torch.Tensor, domain_ids: torch.Tensor) -> torch.Tensor:
 
 
 def domain_accuracy(logits: torch.Tensor, domain_ids: torch.Tensor) -> float:
-    """Fraction of rows whose arg-max domain is right."""
-    return (logits.argmax(dim=-1) == domain_ids).float().mean().item()
+    """Balanced accuracy: the fraction of right arg-max domains within each domain present,
+    averaged over those domains (like ``domain_loss``), so chance is 1 / number of classes
+    whatever the batch's mix of domains."""
+    num_domains = logits.shape[-1]
+    right = (logits.argmax(dim=-1) == domain_ids).float()
+    hits = right.new_zeros(num_domains).index_add(0, domain_ids, right)
+    counts = torch.bincount(domain_ids, minlength=num_domains).to(right.dtype)
+    present = counts > 0
+    return (hits[present] / counts[present]).mean().item()

@@ -23,7 +23,6 @@ may have no labelled token at all.
 
 from __future__ import annotations
 
-import json
 import logging
 from collections import defaultdict
 from dataclasses import dataclass, field
@@ -343,8 +342,3 @@ class SFT:
             )
         trainer.accelerator.wait_for_everyone()
         return student
-
-
-def load_summary(output_dir: str | Path) -> dict[str, Any]:
-    """The ``train_summary.json`` a finished run wrote (metrics and log history)."""
-    return json.loads((Path(output_dir) / SUMMARY_FILE).read_text(encoding="utf-8"))

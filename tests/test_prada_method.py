@@ -1,6 +1,8 @@
 """PRADA end to end on a tiny student: mixed batches, logged adversarial metrics, the soft prompt
 saved and reloaded with the checkpoint, LoRA, and the 'both off' ablation being exactly SFT."""
 
+import json
+
 import pytest
 import torch
 
@@ -8,7 +10,7 @@ from cotdistill.config import from_dict
 from cotdistill.errors import ConfigError, CotDistillError
 from cotdistill.methods import TrainConfig, TrainData, get_method
 from cotdistill.methods.prada import DISCRIMINATOR, MixedBatchSampler, PRADAConfig
-from cotdistill.methods.sft import EXTRA_FILE, FINAL_DIR, load_summary
+from cotdistill.methods.sft import EXTRA_FILE, FINAL_DIR, SUMMARY_FILE
 from cotdistill.models import Student, StudentConfig, load_student
 from cotdistill.nn import SoftPrompt, SoftPromptConfig, adversarial_lambda
 from cotdistill.tasks import Example
@@ -82,7 +84,7 @@ def test_prada_trains_logs_and_round_trips_the_soft_prompt(tmp_path, data) -> No
     config = PRADAConfig(lambda_max=0.5, prompt=SoftPromptConfig(num_tokens=3, per_domain_tokens=1))
     trained = method.train(student, data, _train_config(), config, tmp_path)
 
-    steps = [entry for entry in load_summary(tmp_path)["log"] if "domain_loss" in entry]
+    steps = [entry for entry in _training_log(tmp_path) if "domain_loss" in entry]
     assert [e["step"] for e in steps] == list(range(1, 7))
     for entry in steps:
         assert entry["lambda"] == pytest.approx(adversarial_lambda((entry["step"] - 1) / 6, "dann", max_lambda=0.5))
@@ -117,7 +119,7 @@ def test_prompt_pooling_with_lora_trains_prompt_and_adapters_only(tmp_path, data
     assert all(torch.equal(v, base_before[k]) for k, v in student.model.named_parameters() if "lora_" not in k)
     loaded = Student.load(tmp_path / FINAL_DIR)
     assert loaded.is_peft and loaded.soft_prompt is not None
-    steps = [e for e in load_summary(tmp_path)["log"] if "lambda" in e]
+    steps = [e for e in _training_log(tmp_path) if "lambda" in e]
     assert all(e["lambda"] == 1.0 for e in steps)
 
 
@@ -133,7 +135,7 @@ def _losses(method_cls, config, data, out) -> list[float]:
     student = _student(data)
     trained = method_cls().train(student, data, _train_config(max_steps=3), config, out)
     assert trained.soft_prompt is None
-    return [e["sft_loss"] for e in load_summary(out)["log"] if "sft_loss" in e]
+    return [e["sft_loss"] for e in _training_log(out) if "sft_loss" in e]
 
 
 def test_adversarial_needs_two_domain_classes(tmp_path, data) -> None:
@@ -149,3 +151,8 @@ def test_discriminator_is_an_extra_module_only_when_adversarial(data) -> None:
     modules = method.extra_modules(student, data, PRADAConfig(domain_labels="source_target"))
     assert modules[DISCRIMINATOR].num_domains == 2
     assert method.extra_modules(student, data, PRADAConfig())[DISCRIMINATOR].num_domains == 3
+
+
+def _training_log(output_dir) -> list[dict]:
+    """The Trainer's log history that ``train`` wrote into ``train_summary.json``."""
+    return json.loads((output_dir / SUMMARY_FILE).read_text(encoding="utf-8"))["log"]

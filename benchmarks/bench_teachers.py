@@ -184,6 +184,17 @@ def markdown(report: dict[str, Any]) -> str:
             f" ({hf['model']}).",
             "",
         ]
+    lines += [
+        "## Notes",
+        "",
+        "- llama-cpp-python's server runs one completion at a time (a lock around the model), so concurrency",
+        "  does not decode in parallel; it keeps the server busy between requests (no client round-trip gaps).",
+        "  On this oversubscribed machine those gaps were large, which is where the measured gain comes from;",
+        "  servers with parallel decoding (vLLM, llama.cpp's own server with --parallel) gain more.",
+        "- Per-round times vary widely because ~8 other jobs shared the 2 cores (see load_average_1m):",
+        "  compare the ratios, not the absolute rates. Both parts check outputs agree between modes.",
+        "",
+    ]
     return "\n".join(lines)
 
 

@@ -30,13 +30,13 @@ def test_smollm2_lora_sft_trains_saves_reloads_and_generates(smollm2_dir, tmp_pa
     student = load_student(cfg)
     assert student.uses_chat_template and student.is_peft
     before = {n: p.detach().clone() for n, p in student.model.named_parameters() if p.requires_grad}
-    settings = TrainConfig(max_steps=3, batch_size=4, lr=1e-3, logging_steps=1, progress=False)
+    settings = TrainConfig(max_steps=2, batch_size=4, lr=1e-3, logging_steps=1, progress=False)
     student = SFT().train(student, TrainData(train), settings, SFTConfig(), tmp_path)
     changed = [n for n, p in student.model.named_parameters() if n in before and not p.equal(before[n])]
     assert changed, "LoRA weights did not change"
     loaded = Student.load(tmp_path / "final")
     prompts = [loaded.prompt(e.question, task.answer_instruction) for e in test]
-    outputs = loaded.generate(prompts, max_new_tokens=48, batch_size=4, progress=False)
-    assert outputs == student.generate(prompts, max_new_tokens=48, batch_size=4, progress=False)
+    outputs = loaded.generate(prompts, max_new_tokens=32, batch_size=4, progress=False)
+    assert outputs == student.generate(prompts, max_new_tokens=32, batch_size=4, progress=False)
     scores = [task.score(o[0], e) for o, e in zip(outputs, test)]
     assert all(o[0] for o in outputs) and len(scores) == len(test)

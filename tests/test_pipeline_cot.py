@@ -73,3 +73,17 @@ def test_variant_errors_name_the_key(tmp_path):
         load_recipe(recipe)
     with pytest.raises(ConfigError, match="variant names must be unique"):
         load_recipe(tmp_path / "bad.yaml", ["variants=[{name: a}, {name: a}]"])
+
+
+def test_parallel_jobs_match_sequential_runs(tmp_path):
+    """jobs=2 trains the (variant, seed) runs in two processes and reports what jobs=1 reports."""
+    recipe = tmp_path / "tiny.yaml"
+    recipe.write_text(RECIPE)
+    sequential, parallel = tmp_path / "sequential", tmp_path / "parallel"
+    assert main(["run", str(recipe), "--output", str(sequential), "jobs=1"]) == 0
+    assert main(["run", str(recipe), "--output", str(parallel), "jobs=2"]) == 0
+    one = json.loads((sequential / "report.json").read_text())["runs"]["sft"]
+    two = json.loads((parallel / "report.json").read_text())["runs"]["sft"]
+    assert two["seeds"] == [0, 1]
+    for seed in ("0", "1"):
+        assert two["per_seed"][seed] == one["per_seed"][seed]

@@ -23,9 +23,12 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
+import os
 import re
 import time
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
+from multiprocessing import get_context
 from pathlib import Path
 from typing import Any
 
@@ -102,8 +105,18 @@ class CotConfig:
     )
     seeds: list[int] = field(default_factory=lambda: [0], metadata={"help": "training seeds per variant"})
     eval: EvalConfig = field(default_factory=EvalConfig, metadata={"help": "evaluation settings"})
+    jobs: int = field(
+        default=1,
+        metadata={
+            "help": "(variant, seed) trainings run at once in separate processes, each with "
+            "cores/jobs torch threads; 0 = one per CPU core. Tiny CPU students train faster as "
+            "several one-thread processes; keep 1 for GPU or accelerate runs"
+        },
+    )
 
     def __post_init__(self) -> None:
+        if self.jobs < 0:
+            raise ValueError(f"jobs must be >= 0 (0 = one per CPU core), got {self.jobs}")
         names = [v.name for v in self.variants]
         if not names:
             raise ValueError("variants must list at least one method")
@@ -138,16 +151,10 @@ class CotPipeline:
         timings["rationales"] = time.perf_counter() - started
 
         evaluations: dict[str, dict[int, dict[str, Any]]] = {}
-        for variant in config.variants:
-            for seed in config.seeds:
-                run_dir = out / "runs" / variant.name / f"seed-{seed}"
-                started = time.perf_counter()
-                checkpoint = self._train(config, variant, seed, data, run_dir, resume=resume)
-                timings[f"train {variant.name} seed {seed}"] = time.perf_counter() - started
-                started = time.perf_counter()
-                report = self._evaluate(config, suite, checkpoint, run_dir / "eval")
-                evaluations.setdefault(variant.name, {})[seed] = report
-                timings[f"eval {variant.name} seed {seed}"] = time.perf_counter() - started
+        runs = [(variant, seed) for variant in config.variants for seed in config.seeds]
+        for name, seed, report, seconds in self._run_all(config, runs, data, out, resume=resume):
+            evaluations.setdefault(name, {})[seed] = report
+            timings[f"train {name} seed {seed}"], timings[f"eval {name} seed {seed}"] = seconds
 
         report = comparison_report(config, evaluations, timings)
         report["files"] = {
@@ -166,6 +173,24 @@ class CotPipeline:
         return out
 
     # ------------------------------------------------------------------ stages
+
+    def _run_all(
+        self, config: CotConfig, runs: list[tuple[VariantConfig, int]], data: TrainData, out: Path, *, resume: bool
+    ) -> list[tuple[str, int, dict[str, Any], tuple[float, float]]]:
+        """Train and evaluate every (variant, seed), in ``config.jobs`` processes when > 1."""
+        cores = os.cpu_count() or 1
+        workers = min(config.jobs or cores, len(runs))
+        if workers <= 1:
+            return [_train_and_evaluate(config, variant, seed, data, out, resume) for variant, seed in runs]
+        threads = max(1, cores // workers)
+        log.info("running %d trainings in %d processes (%d torch thread(s) each)", len(runs), workers, threads)
+        context = get_context("spawn")
+        level = logging.getLogger().level
+        with ProcessPoolExecutor(
+            workers, mp_context=context, initializer=_init_worker, initargs=(threads, level)
+        ) as pool:
+            futures = [pool.submit(_train_and_evaluate, config, v, s, data, out, resume) for v, s in runs]
+            return [future.result() for future in futures]
 
     def _training_data(self, config: CotConfig, suite: Suite, directory: Path) -> TrainData:
         """Teacher rationales for the source train questions; target train questions unlabelled."""
@@ -233,6 +258,24 @@ class CotPipeline:
             tasks={d: suite.task(d) for d in domains},
             meta=meta,
         )
+
+
+def _init_worker(threads: int, log_level: int) -> None:
+    torch.set_num_threads(threads)
+    logging.basicConfig(level=log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s", datefmt="%H:%M:%S")
+
+
+def _train_and_evaluate(
+    config: CotConfig, variant: VariantConfig, seed: int, data: TrainData, out: Path, resume: bool
+) -> tuple[str, int, dict[str, Any], tuple[float, float]]:
+    """One (variant, seed): train a fresh student, evaluate it; returns the report and timings."""
+    pipeline = CotPipeline()
+    run_dir = out / "runs" / variant.name / f"seed-{seed}"
+    started = time.perf_counter()
+    checkpoint = pipeline._train(config, variant, seed, data, run_dir, resume=resume)
+    trained = time.perf_counter()
+    report = pipeline._evaluate(config, load_suite(out / "suite"), checkpoint, run_dir / "eval")
+    return variant.name, seed, report, (trained - started, time.perf_counter() - trained)
 
 
 def comparison_report(

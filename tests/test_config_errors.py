@@ -108,3 +108,12 @@ def test_resolved_config_round_trips_through_yaml(tmp_path: Path) -> None:
     again = load_config(SuiteConfig, tmp_path / "resolved.yaml")
     assert to_dict(again) == to_dict(cfg)
     assert yaml.safe_load((tmp_path / "resolved.yaml").read_text())["domains"][1]["role"] == "target_far"
+
+
+def test_float_fields_accept_exponents_yaml_reads_as_strings() -> None:
+    from cotdistill.methods.base import TrainConfig
+
+    config = load_config(TrainConfig, overrides=["lr=1e-3"])
+    assert config.lr == pytest.approx(1e-3)
+    with pytest.raises(ConfigError, match=r"'lr' must be a number, got 'fast'"):
+        load_config(TrainConfig, overrides=["lr=fast"])

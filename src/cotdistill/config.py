@@ -112,6 +112,11 @@ def _convert(tp: Any, value: Any, where: str, key: str) -> Any:
             raise ConfigError(f"{where}: '{key}' must be an integer, got {value!r}")
         return value
     if tp is float:
+        if isinstance(value, str):  # YAML 1.1 reads 1e-4 (no dot) as a string
+            try:
+                return float(value)
+            except ValueError:
+                pass
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise ConfigError(f"{where}: '{key}' must be a number, got {value!r}")
         return float(value)
@@ -138,10 +143,7 @@ def to_dict(config: Any) -> Any:
 def redact(data: Any) -> Any:
     """Replace values of secret-looking keys (api_key, token, ...) with '***'."""
     if isinstance(data, Mapping):
-        return {
-            k: ("***" if _is_secret(str(k)) and v else redact(v))
-            for k, v in data.items()
-        }
+        return {k: ("***" if _is_secret(str(k)) and v else redact(v)) for k, v in data.items()}
     if isinstance(data, list):
         return [redact(v) for v in data]
     return data
@@ -204,7 +206,11 @@ def apply_overrides(data: dict[str, Any], overrides: Sequence[str]) -> dict[str,
 
 
 def load_config(
-    cls: type[C], path: str | Path | None = None, overrides: Sequence[str] = (), *, base: Mapping[str, Any] | None = None
+    cls: type[C],
+    path: str | Path | None = None,
+    overrides: Sequence[str] = (),
+    *,
+    base: Mapping[str, Any] | None = None,
 ) -> C:
     """Load ``cls`` from an optional YAML file (on top of ``base``) plus dotted overrides."""
     data: dict[str, Any] = dict(base or {})

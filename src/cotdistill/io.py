@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import tempfile
@@ -26,7 +27,9 @@ def iter_jsonl(path: str | os.PathLike) -> Iterator[tuple[int, Any]]:
             try:
                 yield number, json.loads(line)
             except json.JSONDecodeError as exc:
-                raise DataError(f"invalid JSON ({exc.msg} at column {exc.colno})", path=str(path), line=number) from None
+                raise DataError(
+                    f"invalid JSON ({exc.msg} at column {exc.colno})", path=str(path), line=number
+                ) from None
 
 
 def read_records(
@@ -55,7 +58,9 @@ def read_records(
                 records.append(parse(json.loads(line)))
             except json.JSONDecodeError as exc:
                 if not skip_invalid:
-                    raise DataError(f"invalid JSON ({exc.msg} at column {exc.colno})", path=str(path), line=number) from None
+                    raise DataError(
+                        f"invalid JSON ({exc.msg} at column {exc.colno})", path=str(path), line=number
+                    ) from None
                 skipped += 1
             except (KeyError, ValueError, TypeError) as exc:
                 if not skip_invalid:
@@ -144,3 +149,12 @@ def _truncate_partial_last_line(path: Path) -> None:
     cut = data.rfind(b"\n") + 1
     with path.open("r+b") as handle:
         handle.truncate(cut)
+
+
+def sha256_file(path: str | os.PathLike) -> str:
+    """Hex sha256 of a file, read in 1 MiB blocks."""
+    digest = hashlib.sha256()
+    with Path(path).open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()

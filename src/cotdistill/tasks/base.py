@@ -12,7 +12,7 @@ import hashlib
 import random
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
-from enum import Enum
+from enum import StrEnum
 from typing import Any, ClassVar
 
 from cotdistill import answers
@@ -23,7 +23,7 @@ SPLITS = ("train", "dev", "test")
 _SPLIT_BUCKETS = {"train": range(0, 80), "dev": range(80, 90), "test": range(90, 100)}
 
 
-class AnswerType(str, Enum):
+class AnswerType(StrEnum):
     """How a task's answers are extracted and compared (see ``cotdistill.answers``)."""
 
     NUMBER = "number"
@@ -34,7 +34,7 @@ class AnswerType(str, Enum):
     TEXT = "text"  # a free string compared after normalisation
 
 
-class Family(str, Enum):
+class Family(StrEnum):
     ARITHMETIC = "arithmetic"
     SYMBOLIC = "symbolic"
     LOGICAL = "logical"

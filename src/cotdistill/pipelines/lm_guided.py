@@ -33,7 +33,7 @@ from cotdistill.methods.base import TrainConfig
 from cotdistill.methods.lm_guided.data import RATIONALE_INSTRUCTION, guided_example, query, rationale_prompt, rl_rows
 from cotdistill.methods.lm_guided.inference import Condition, evaluate, markdown_table, student_writer, table
 from cotdistill.methods.lm_guided.kd import distill, teacher_rationales
-from cotdistill.methods.lm_guided.reasoner import Reasoner, ReasonerConfig, resolve_reasoner
+from cotdistill.methods.lm_guided.reasoner import Reasoner, ReasonerConfig, default_reasoner, resolve_reasoner
 from cotdistill.methods.lm_guided.rewarder import RewardConfig, Rewarder
 from cotdistill.methods.lm_guided.rl import RLConfig, train_grpo
 from cotdistill.methods.sft import SFTConfig
@@ -62,16 +62,12 @@ class DataConfig:
             raise ValueError(f"n_train and n_test must be >= 1, got {self.n_train}, {self.n_test}")
 
 
-def _default_reasoner() -> TeacherConfig:
-    return TeacherConfig(backend="hf", model="smollm2-135m-instruct", batch_size=16)
-
-
 @dataclass
 class ReasonerSection:
     """The frozen reasoner: a teacher backend plus its prompt settings."""
 
     teacher: TeacherConfig = field(
-        default_factory=_default_reasoner,
+        default_factory=default_reasoner,
         metadata={"help": "backend of the reasoner; hf `model` may name a pulled preset (smollm2-135m-instruct)"},
     )
     prompt: ReasonerConfig = field(default_factory=ReasonerConfig, metadata={"help": "prompt and decoding settings"})

@@ -16,15 +16,11 @@ from typing import Any
 
 from cotdistill.methods.base import TrainConfig, TrainData, register_method
 from cotdistill.methods.lm_guided.data import guided_example, rl_rows
-from cotdistill.methods.lm_guided.reasoner import Reasoner, ReasonerConfig, resolve_reasoner
+from cotdistill.methods.lm_guided.reasoner import Reasoner, ReasonerConfig, default_reasoner, resolve_reasoner
 from cotdistill.methods.lm_guided.rewarder import RewardConfig, Rewarder
 from cotdistill.methods.lm_guided.rl import RLConfig, train_grpo
 from cotdistill.methods.sft import SFT, SFTConfig
 from cotdistill.teachers import TeacherConfig, build_teacher
-
-
-def _default_reasoner() -> TeacherConfig:
-    return TeacherConfig(backend="hf", model="smollm2-135m-instruct", batch_size=16)
 
 
 @dataclass
@@ -32,7 +28,7 @@ class LMGuidedConfig:
     """The reasoner and the two stages."""
 
     reasoner: TeacherConfig = field(
-        default_factory=_default_reasoner,
+        default_factory=default_reasoner,
         metadata={"help": "the frozen reasoner's backend; hf `model` may name a pulled preset"},
     )
     reasoner_prompt: ReasonerConfig = field(default_factory=ReasonerConfig, metadata={"help": "reasoner prompting"})

@@ -211,3 +211,8 @@ def resolve_reasoner(cfg: TeacherConfig) -> TeacherConfig:
             "or use backend: openai with a llama.cpp server)"
         )
     return dataclasses.replace(cfg, model=str(path))
+
+
+def default_reasoner() -> TeacherConfig:
+    """The reasoner recipes get unless they say otherwise: SmolLM2-135M-Instruct, local."""
+    return TeacherConfig(backend="hf", model="smollm2-135m-instruct", batch_size=16)

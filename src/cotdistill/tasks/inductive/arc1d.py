@@ -22,6 +22,7 @@ from cotdistill.tasks.inductive.base import (
     parse_int_list,
     register_domain,
     validate_positive,
+    validate_rule_names,
 )
 
 Row = list[int]
@@ -259,9 +260,7 @@ class Arc1DParams:
             raise ValueError(f"min_len must be >= 6, got {self.min_len}")
         if self.max_len < self.min_len:
             raise ValueError(f"max_len must be >= min_len ({self.min_len}), got {self.max_len}")
-        unknown = [r for r in self.rules if r not in FAMILIES_BY_NAME]
-        if unknown:
-            raise ValueError(f"unknown rule families {unknown} (known: {', '.join(FAMILIES_BY_NAME)})")
+        validate_rule_names(self.rules, FAMILIES_BY_NAME)
 
 
 @register_task("arc1d")

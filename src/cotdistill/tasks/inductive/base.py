@@ -259,3 +259,10 @@ def validate_positive(**values: int) -> None:
     for key, value in values.items():
         if value < 1:
             raise ValueError(f"{key} must be >= 1, got {value}")
+
+
+def validate_rule_names(rules: list[str], known: dict) -> None:
+    """Raise ValueError listing the names in ``rules`` that are not keys of ``known``."""
+    unknown = [r for r in rules if r not in known]
+    if unknown:
+        raise ValueError(f"unknown rule families {unknown} (known: {', '.join(known)})")

@@ -23,6 +23,7 @@ from cotdistill.tasks.inductive.base import (
     parse_int_list,
     register_domain,
     validate_positive,
+    validate_rule_names,
 )
 
 IntList = list[int]
@@ -135,9 +136,7 @@ class ListFunctionsParams:
         validate_positive(n_seen=self.n_seen, min_len=self.min_len, max_value=self.max_value)
         if self.max_len < self.min_len:
             raise ValueError(f"max_len must be >= min_len ({self.min_len}), got {self.max_len}")
-        unknown = [r for r in self.rules if r not in RULES_BY_NAME]
-        if unknown:
-            raise ValueError(f"unknown rule families {unknown} (known: {', '.join(RULES_BY_NAME)})")
+        validate_rule_names(self.rules, RULES_BY_NAME)
 
 
 @register_task("list_functions")

@@ -4,8 +4,18 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+import pytest
+
 from cotdistill.methods.lm_guided.data import guided_example, query
-from cotdistill.methods.lm_guided.inference import Condition, evaluate, majority_vote, markdown_table, score_rows, table
+from cotdistill.methods.lm_guided.inference import (
+    Condition,
+    evaluate,
+    fixed_writer,
+    majority_vote,
+    markdown_table,
+    score_rows,
+    table,
+)
 from cotdistill.methods.lm_guided.reasoner import Reasoner
 from cotdistill.tasks import Example, get_task
 from cotdistill.teachers import CompletionRequest, CompletionResult
@@ -85,3 +95,16 @@ def test_evaluate_conditions_with_self_consistency():
     before = len(reasoner.teacher.requests)
     evaluate(conditions, examples, queries, prompts, reasoner, k=3)
     assert len(reasoner.teacher.requests) == before
+
+
+def test_fixed_writer_gives_each_question_its_own_rationale():
+    examples = get_task("multihop").examples("test", 3, seed=1)
+    reasoner = Reasoner(EchoReasoner({e.question: e.answer for e in examples}))
+    # rationales that start with the gold answer's first word: the echo reasoner answers it
+    gold = fixed_writer([f"{e.answer.split()[0]} because" for e in examples])
+    assert gold(["a", "b", "c"], 2, 0.7) == [[f"{e.answer.split()[0]} because"] * 2 for e in examples]
+    result = evaluate([Condition("gold", gold)], examples, [query(e) for e in examples], ["a", "b", "c"], reasoner, k=2)
+    want = sum(" " not in e.answer for e in examples) / 3
+    assert [r["scores"]["all"]["em"] for r in result["rows"]] == [want, want]
+    with pytest.raises(ValueError, match="1 questions for 3"):
+        gold(["a"], 1, 0.0)

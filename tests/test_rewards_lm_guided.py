@@ -61,9 +61,22 @@ def test_no_repetition():
     assert looped < 0.4
 
 
+def test_no_repetition_sees_digit_and_punctuation_runs():
+    """Degenerate rationales without spaces are repetitive too; a real year or name is not."""
+    assert no_repetition(["1111111111111111111111111111"])[0] < 0.4
+    assert no_repetition(["Paris . . . . . . . . . . . ."])[0] < 0.4
+    assert no_repetition(["Kenthan Pedreir was born in 1919, Lemsaik Vismour in 1868."]) == [1.0]
+
+
 def test_length_bounds():
     got = length_bounds(["w " * 4, "w " * 10, "w " * 90, "w " * 200], min_words=8, max_words=60)
     assert got == [0.5, 1.0, 0.5, 0.0]
+
+
+def test_length_bounds_counts_numbers_in_chunks():
+    """One unbroken digit string is not one word: it counts a word per 4 digits."""
+    assert length_bounds(["12" * 16], min_words=8, max_words=60) == [1.0]
+    assert length_bounds(["born in 1919."], min_words=8, max_words=60) == [3 / 8]
 
 
 def test_judge_passes_the_rating_through():

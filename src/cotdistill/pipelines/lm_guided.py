@@ -31,7 +31,14 @@ from cotdistill.errors import ConfigError
 from cotdistill.io import atomic_write_json, atomic_write_text, read_records, write_jsonl
 from cotdistill.methods.base import TrainConfig
 from cotdistill.methods.lm_guided.data import RATIONALE_INSTRUCTION, guided_example, query, rationale_prompt, rl_rows
-from cotdistill.methods.lm_guided.inference import Condition, evaluate, markdown_table, student_writer, table
+from cotdistill.methods.lm_guided.inference import (
+    Condition,
+    evaluate,
+    fixed_writer,
+    markdown_table,
+    student_writer,
+    table,
+)
 from cotdistill.methods.lm_guided.kd import distill, teacher_rationales
 from cotdistill.methods.lm_guided.reasoner import Reasoner, ReasonerConfig, default_reasoner, resolve_reasoner
 from cotdistill.methods.lm_guided.rewarder import RewardConfig, Rewarder
@@ -78,6 +85,9 @@ class EvalSection:
     k: int = field(default=5, metadata={"help": "samples for self-consistency (majority vote)"})
     max_rationale_tokens: int = field(default=64, metadata={"help": "tokens per rationale at inference"})
     own_cot: bool = field(default=True, metadata={"help": "include the reasoner-with-its-own-CoT rows"})
+    gold: bool = field(
+        default=True, metadata={"help": "include the reasoner-with-gold-rationales rows (when test examples have them)"}
+    )
 
     def __post_init__(self) -> None:
         if self.k < 2 or self.max_rationale_tokens < 1:
@@ -162,6 +172,8 @@ class LMGuidedPipeline:
             Condition("reasoner + KD rationales", student_writer(kd, RATIONALE_INSTRUCTION, tokens, seed=config.seed)),
             Condition("reasoner + RL rationales", student_writer(rl, RATIONALE_INSTRUCTION, tokens, seed=config.seed)),
         ]
+        if config.eval.gold and all(e.rationale for e in test):
+            conditions.append(Condition("reasoner + gold rationales", fixed_writer([e.rationale for e in test])))
         questions = [guided_example(e).question for e in test]
         return evaluate(conditions, test, [query(e) for e in test], questions, reasoner, config.eval.k)
 

@@ -5,7 +5,10 @@ Conditions (each greedy and with self-consistency over ``k`` samples + majority 
 * ``reasoner alone``: question + context only (SC samples k short answers);
 * ``reasoner CoT``: the reasoner writes its own chain of thought (SC samples k chains);
 * ``reasoner + <name> rationales``: a rationale model (KD or RL) writes the rationale and the
-  reasoner answers from it (SC: k sampled rationales, the reasoner answers each, majority vote).
+  reasoner answers from it (SC: k sampled rationales, the reasoner answers each, majority vote);
+* ``reasoner + gold rationales``: the dataset's own rationale (an upper bound for the rationale
+  model: how well the reasoner follows a correct rationale); SC repeats it, so it equals greedy
+  up to the reasoner's sampling.
 
 Scores are EM and token F1 (SQuAD normalisation) per question type and overall.
 """
@@ -49,6 +52,17 @@ def student_writer(
                 batch_size=batch_size,
                 progress=False,
             )
+
+    return write
+
+
+def fixed_writer(rationales: Sequence[str]) -> RationaleWriter:
+    """A ``RationaleWriter`` that returns ``rationales[i]`` (n times) for the i-th question."""
+
+    def write(guided_questions: list[str], n: int, temperature: float) -> list[list[str]]:
+        if len(guided_questions) != len(rationales):
+            raise ValueError(f"{len(guided_questions)} questions for {len(rationales)} fixed rationales")
+        return [[r] * n for r in rationales]
 
     return write
 

@@ -13,6 +13,7 @@ rationale itself. Every reward is registered in ``REWARDS`` under its name.
 from __future__ import annotations
 
 import math
+import re
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 
@@ -47,6 +48,23 @@ _STOPWORDS = frozenset(
         "city",
     ]
 )
+
+
+_WORD = re.compile(r"[^\W\d_]+|\d{1,4}")
+_UNIT = re.compile(r"[^\W\d_]+|\d{1,4}|[^\w\s]")
+
+
+def words(text: str) -> list[str]:
+    """Lower-cased words for the length reward: letter runs and numbers cut into chunks of <= 4 digits.
+
+    Cutting digit runs means a degenerate ``"1111111111111111"`` counts as 4 words, not 1.
+    """
+    return _WORD.findall(text.lower())
+
+
+def units(text: str) -> list[str]:
+    """``words`` plus each punctuation mark, for the repetition reward (``"....."`` repeats)."""
+    return _UNIT.findall(text.lower())
 
 
 def tokens(text: str) -> list[str]:
@@ -124,21 +142,21 @@ def consistency(completions: Sequence[str], *, reasoner_answer: Sequence[str | N
 
 @REWARDS.register("no_repetition")
 def no_repetition(completions: Sequence[str], *, ngram: int = 3, **_) -> list[float | None]:
-    """Distinct word n-grams / all n-grams (1.0 = nothing repeated; texts shorter than n score 1.0)."""
+    """Distinct n-grams of ``units`` / all n-grams (1.0 = nothing repeated; texts shorter than n score 1.0)."""
     out: list[float | None] = []
     for completion in completions:
-        words = completion.lower().split()
-        grams = [tuple(words[i : i + ngram]) for i in range(len(words) - ngram + 1)]
+        seq = units(completion)
+        grams = [tuple(seq[i : i + ngram]) for i in range(len(seq) - ngram + 1)]
         out.append(len(set(grams)) / len(grams) if grams else 1.0)
     return out
 
 
 @REWARDS.register("length")
 def length_bounds(completions: Sequence[str], *, min_words: int = 8, max_words: int = 60, **_) -> list[float | None]:
-    """1.0 inside ``[min_words, max_words]``, decaying linearly to 0 at 0 words and at twice ``max_words``."""
+    """1.0 inside ``[min_words, max_words]`` (``words``), decaying linearly to 0 at 0 and at twice ``max_words``."""
     out: list[float | None] = []
     for completion in completions:
-        n = len(completion.split())
+        n = len(words(completion))
         if n < min_words:
             out.append(n / min_words)
         elif n > max_words:

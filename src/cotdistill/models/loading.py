@@ -46,7 +46,7 @@ class StudentConfig:
 
 def load_student(cfg: StudentConfig, corpus: Iterable[str] | None = None) -> Student:
     """A fresh Student per ``cfg``; ``corpus`` (texts of the run) trains the tiny preset's tokenizer."""
-    from cotdistill.models.pull import PRESETS, cached_path, pull
+    from cotdistill.models.pull import PRESETS, resolve_model
 
     name = cfg.model
     if name == TINY:
@@ -56,11 +56,7 @@ def load_student(cfg: StudentConfig, corpus: Iterable[str] | None = None) -> Stu
         tokenizer = train_tokenizer(texts, cfg.tiny.vocab_size)
         student = Student(build_tiny_model(cfg.tiny, tokenizer), tokenizer, None, cfg.use_chat_template)
     elif name in PRESETS:
-        path = cached_path(name)
-        if path is None:
-            log.info("model '%s' is not in the cache; pulling it (once)", name)
-            path = pull(name)
-        student = _from_pretrained(str(path), cfg)
+        student = _from_pretrained(resolve_model(name), cfg)
     elif name.endswith(".gguf"):
         from cotdistill.models.gguf import load_gguf
 

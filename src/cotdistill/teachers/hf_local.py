@@ -155,15 +155,18 @@ def _load(cfg: TeacherConfig, device: torch.device) -> tuple[Any, Any]:
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
+    from cotdistill.models.pull import resolve_model
+
+    name = resolve_model(cfg.model)
     if cfg.dtype == "auto":
         dtype = torch.bfloat16 if device.type == "cuda" else torch.float32
     else:
         dtype = getattr(torch, cfg.dtype)
     extra = {"gguf_file": cfg.gguf_file} if cfg.gguf_file else {}
     try:
-        tokenizer = AutoTokenizer.from_pretrained(cfg.model, trust_remote_code=cfg.trust_remote_code, **extra)
+        tokenizer = AutoTokenizer.from_pretrained(name, trust_remote_code=cfg.trust_remote_code, **extra)
         model = AutoModelForCausalLM.from_pretrained(
-            cfg.model, dtype=dtype, trust_remote_code=cfg.trust_remote_code, **extra
+            name, dtype=dtype, trust_remote_code=cfg.trust_remote_code, **extra
         )
     except (OSError, ValueError) as exc:
         raise ConfigError(

@@ -19,7 +19,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from cotdistill import answers
-from cotdistill.errors import CotDistillError
 from cotdistill.io import JsonlAppender, iter_jsonl
 from cotdistill.teachers.base import CompletionRequest, Teacher, TeacherConfig
 
@@ -198,19 +197,10 @@ class Reasoner:
 
 
 def resolve_reasoner(cfg: TeacherConfig) -> TeacherConfig:
-    """An ``hf`` reasoner naming a pulled preset points at its directory (an error says how to pull it)."""
-    from cotdistill.models.pull import PRESETS, cached_path
+    """An ``hf`` reasoner naming a preset points at its directory, pulled now rather than after training."""
+    from cotdistill.models.pull import resolve_model
 
-    if cfg.backend != "hf" or cfg.model not in PRESETS:
-        return cfg
-    path = cached_path(cfg.model)
-    if path is None:
-        raise CotDistillError(
-            f"the reasoner '{cfg.model}' is not available locally; pull it once with "
-            f"`cotdistill models pull {cfg.model}` (or set the reasoner's model to a HF directory, "
-            "or use backend: openai with a llama.cpp server)"
-        )
-    return dataclasses.replace(cfg, model=str(path))
+    return dataclasses.replace(cfg, model=resolve_model(cfg.model)) if cfg.backend == "hf" else cfg
 
 
 def default_reasoner() -> TeacherConfig:

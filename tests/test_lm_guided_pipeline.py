@@ -20,6 +20,8 @@ def test_recipe_loads_and_errors_name_the_key(tmp_path):
     assert recipe.pipeline == "lm_guided" and recipe.config.reasoner.teacher.backend == "hf"
     hotpot = load_recipe("recipes/lm-guided-hotpot.yaml")
     assert hotpot.config.data.task == "hotpot" and hotpot.config.rewards.weights["judge"] > 0
+    lora = load_recipe("recipes/lm-guided-smollm2-lora.yaml")
+    assert (lora.config.student.model, lora.config.student.finetune) == ("smollm2-135m-instruct", "lora")
     with pytest.raises(ConfigError, match=r"rewards.*unknown reward 'sup'"):
         load_recipe("recipes/lm-guided-tiny.yaml", ["rewards.weights.sup=1.0"])
     with pytest.raises(ConfigError, match="rl: num_generations must be >= 2"):

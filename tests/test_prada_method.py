@@ -103,7 +103,7 @@ def test_prada_trains_logs_and_round_trips_the_soft_prompt(tmp_path, data) -> No
     )
 
 
-def test_prompt_pooling_with_lora_trains_prompt_and_adapters_only(tmp_path, data) -> None:
+def test_prompt_pooling_with_lora_trains_prompt_and_adapters_only(tmp_path, data, caplog) -> None:
     student = _student(data, finetune="lora")
     method = get_method("prada")()
     config = PRADAConfig(
@@ -113,6 +113,7 @@ def test_prompt_pooling_with_lora_trains_prompt_and_adapters_only(tmp_path, data
     prompt_before = {k: v.clone() for k, v in student.soft_prompt.state_dict().items()}
     base_before = {k: v.clone() for k, v in student.model.named_parameters() if "lora_" not in k}
     method.train(student, data, _train_config(max_steps=3), config, tmp_path)
+    assert "hidden states do not depend on the question" in caplog.text
 
     changed = [k for k, v in student.soft_prompt.state_dict().items() if not torch.equal(v, prompt_before[k])]
     assert "shared.embedding.weight" in changed
@@ -156,3 +157,19 @@ def test_discriminator_is_an_extra_module_only_when_adversarial(data) -> None:
 def _training_log(output_dir) -> list[dict]:
     """The Trainer's log history that ``train`` wrote into ``train_summary.json``."""
     return json.loads((output_dir / SUMMARY_FILE).read_text(encoding="utf-8"))["log"]
+
+
+def test_discriminator_gradient_does_not_shrink_the_students_step(tmp_path, data) -> None:
+    """At lambda 0 the student gets no adversarial gradient, so its SFT losses must not depend on the
+    discriminator: the two are clipped separately (one global norm would let a large discriminator
+    gradient scale the student's update down)."""
+
+    def sft_losses(hidden: int) -> list[float]:
+        config = PRADAConfig(
+            lambda_schedule="constant", lambda_max=0.0, soft_prompts=False, discriminator_hidden=hidden
+        )
+        out = tmp_path / str(hidden)
+        get_method("prada")().train(_student(data), data, _train_config(max_grad_norm=0.05), config, out)
+        return [e["sft_loss"] for e in _training_log(out) if "sft_loss" in e]
+
+    assert sft_losses(4) == sft_losses(256)

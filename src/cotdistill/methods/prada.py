@@ -78,7 +78,11 @@ class PRADAConfig(SFTConfig):
         default=-1, metadata={"help": "hidden-state layer the discriminator reads (-1 last, 0 embeddings, i layer i)"}
     )
     pooling: Pooling = field(
-        default=Pooling.MEAN, metadata={"help": "mean (question tokens) | last (question token) | prompt (soft prompt)"}
+        default=Pooling.MEAN,
+        metadata={
+            "help": "mean (question tokens) | last (question token) | prompt (soft prompt; it precedes the "
+            "question, so in a decoder-only student it sees only the per-domain prompt tokens)"
+        },
     )
     domain_labels: DomainLabels = field(
         default=DomainLabels.DOMAIN, metadata={"help": "domain (a class per domain) | source_target (two classes)"}
@@ -194,6 +198,23 @@ class PRADATrainer(SFTTrainer):
         loss = domain_loss(logits, classes)
         return loss, {"domain_loss": loss.item(), "domain_acc": domain_accuracy(logits, classes), "lambda": lam}
 
+    def _clip_grad_norm(self, model: nn.Module) -> torch.Tensor:
+        """Clip the student's and the discriminator's gradients separately; returns the student's norm.
+
+        One global norm would let the discriminator's gradient (not scaled by lambda) shrink the
+        student's SFT step whenever the discriminator learns fast. DeepSpeed and FSDP clip inside
+        their own engines, so they keep the Trainer's global clip.
+        """
+        from accelerate.utils import DistributedType
+
+        extra = list(self._module().extra.parameters())
+        if not extra or self.accelerator.distributed_type in (DistributedType.DEEPSPEED, DistributedType.FSDP):
+            return super()._clip_grad_norm(model)
+        extra_ids = {id(p) for p in extra}
+        student = [p for p in model.parameters() if id(p) not in extra_ids]
+        self.accelerator.clip_grad_norm_(extra, self.args.max_grad_norm)
+        return self.accelerator.clip_grad_norm_(student, self.args.max_grad_norm)
+
     def _get_train_sampler(self, train_dataset=None):
         dataset = train_dataset if train_dataset is not None else self.train_dataset
         config: PRADAConfig = self.method_config
@@ -297,6 +318,13 @@ class PRADA(SFT):
             raise CotDistillError(
                 f"prada needs two domain classes to be adversarial; got sources {sources} and targets {targets} "
                 "(add unlabelled target questions or set method.adversarial=false)"
+            )
+        if config.adversarial and config.pooling is Pooling.PROMPT:
+            log.warning(
+                "pooling 'prompt': the soft prompt comes before the question, so in a decoder-only student its "
+                "hidden states do not depend on the question; the discriminator sees only the per-domain prompt "
+                "tokens (%d). Use mean or last pooling to align question features.",
+                config.prompt.per_domain_tokens,
             )
         torch.manual_seed(train.seed)  # the prompt and discriminator initialisation follow the run's seed
         self.attach_soft_prompt(student, data, config)

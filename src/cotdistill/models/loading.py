@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -12,8 +11,6 @@ from cotdistill.errors import ConfigError
 from cotdistill.models.lora import LoraSettings, apply_lora
 from cotdistill.models.student import STUDENT_FILE, Student, plain_prompt
 from cotdistill.models.tiny import TinyConfig, build_tiny_model, train_tokenizer
-
-log = logging.getLogger(__name__)
 
 TINY = "tiny"
 

@@ -91,3 +91,41 @@ def chance_verdict(summary: Mapping[str, Any], group: str, metric: str) -> str:
     if interval.mean > chance:
         return f"{head}: above chance in the mean, but the interval reaches chance."
     return f"{head}: not above chance."
+
+
+def paired_difference(
+    baseline: Mapping[str, Mapping[str, np.ndarray]],
+    other: Mapping[str, Mapping[str, np.ndarray]],
+    roles: Mapping[str, str],
+    **kwargs: Any,
+) -> dict[str, Any]:
+    """``other - baseline`` per domain and group, paired over seeds and examples.
+
+    Both map ``metric -> domain -> (seeds, examples)`` 0/1 matrices over the same seeds (rows in the
+    same order) and the same test examples; the difference matrices are bootstrapped as
+    ``summarize`` does, so each resample draws the same seeds and examples for both methods.
+    The output has ``summarize``'s shape (intervals of differences; ``chance`` is 0).
+    """
+    difference: dict[str, dict[str, np.ndarray]] = {}
+    for metric in METRICS:
+        difference[metric] = {}
+        for domain, matrix in baseline[metric].items():
+            a, b = np.atleast_2d(np.asarray(matrix, dtype=float)), np.atleast_2d(np.asarray(other[metric][domain]))
+            if a.shape != b.shape:
+                raise ValueError(f"domain '{domain}': cannot pair matrices of shapes {a.shape} and {b.shape}")
+            difference[metric][domain] = b - a
+    return summarize(difference, roles, dict.fromkeys(baseline[METRICS[0]], 0.0), **kwargs)
+
+
+def difference_verdict(difference: Mapping[str, Any], group: str, metric: str, name: str, baseline: str) -> str:
+    """One sentence saying whether ``name - baseline`` on a group can be told apart from zero."""
+    entry = difference["groups"].get(group)
+    if entry is None:
+        return f"no {GROUP_TITLES[group]} domains were evaluated."
+    interval = Interval.from_dict(entry[metric])
+    head = f"{name} - {baseline}, {GROUP_TITLES[group]}, {metric}: {interval.format()} points (paired)"
+    if interval.low > 0:
+        return f"{head}: {name} is better; the whole interval is above zero."
+    if interval.high < 0:
+        return f"{head}: {name} is worse; the whole interval is below zero."
+    return f"{head}: the interval contains zero, so the difference cannot be told apart from zero."

@@ -61,17 +61,26 @@ class TrainData:
 
     ``labelled``: examples with rationales (source domains); ``unlabelled``: target-domain
     questions (answers and rationales unused); ``instructions``: the answer instruction of each
-    domain (``task.answer_instruction``; defaults to the registered task named like the domain).
+    domain (``task.answer_instruction``; defaults to the registered task named like the domain);
+    ``families``: the task family of each domain (``task.family``; same default).
     """
 
     labelled: list[Example]
     unlabelled: list[Example] = field(default_factory=list)
     instructions: dict[str, str] = field(default_factory=dict)
+    families: dict[str, str] = field(default_factory=dict)
 
     def instruction(self, domain: str) -> str | None:
         from cotdistill.models.student import task_instruction
 
         return self.instructions.get(domain) or task_instruction(domain)
+
+    def family(self, domain: str) -> str | None:
+        from cotdistill.tasks import TASKS
+
+        if domain in self.families:
+            return self.families[domain]
+        return str(TASKS.get(domain).family) if domain in TASKS else None
 
 
 class Method(Protocol):

@@ -1,12 +1,16 @@
 """Small reusable modules for domain-adversarial training: gradient reversal, a domain
-discriminator, pooling of hidden states, and P-tuning soft prompts."""
+discriminator and its adversarial objectives, pooling of hidden states, and P-tuning soft prompts."""
 
-from cotdistill.nn.discriminator import DomainDiscriminator, domain_accuracy, domain_loss
+from cotdistill.nn.adversarial import AdversarialTerms, Objective, adversarial_terms
+from cotdistill.nn.discriminator import DomainDiscriminator, confusion_loss, domain_accuracy, domain_loss
 from cotdistill.nn.grl import GradientReversal, LambdaSchedule, adversarial_lambda, grad_reverse
 from cotdistill.nn.pooling import Pooling, last_pool, mean_pool, pool
 from cotdistill.nn.soft_prompt import Reparameterization, SoftPrompt, SoftPromptConfig
 
 __all__ = [
+    "AdversarialTerms",
+    "Objective",
+    "adversarial_terms",
     "DomainDiscriminator",
     "GradientReversal",
     "LambdaSchedule",
@@ -15,6 +19,7 @@ __all__ = [
     "SoftPrompt",
     "SoftPromptConfig",
     "adversarial_lambda",
+    "confusion_loss",
     "domain_accuracy",
     "domain_loss",
     "grad_reverse",

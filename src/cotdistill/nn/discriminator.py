@@ -35,6 +35,14 @@ class DomainDiscriminator(nn.Module):
         return self.net(features.float())
 
 
+def per_domain_mean(losses: torch.Tensor, domain_ids: torch.Tensor, num_domains: int) -> torch.Tensor:
+    """Mean of ``losses`` (B,) within each domain present, then across those domains (scalar)."""
+    sums = losses.new_zeros(num_domains).index_add(0, domain_ids, losses)
+    counts = torch.bincount(domain_ids, minlength=num_domains).to(losses.dtype)
+    present = (counts > 0).to(losses.dtype)
+    return (sums / counts.clamp(min=1.0)).sum() / present.sum()
+
+
 def domain_loss(logits: torch.Tensor, domain_ids: torch.Tensor) -> torch.Tensor:
     """Cross-entropy averaged within each domain present, then across domains (scalar, fp32).
 
@@ -42,20 +50,24 @@ def domain_loss(logits: torch.Tensor, domain_ids: torch.Tensor) -> torch.Tensor:
     rows it has in the batch, so a batch dominated by source rows still trains on the targets.
     """
     losses = F.cross_entropy(logits.float(), domain_ids, reduction="none")
-    num_domains = logits.shape[-1]
-    sums = losses.new_zeros(num_domains).index_add(0, domain_ids, losses)
-    counts = torch.bincount(domain_ids, minlength=num_domains).to(losses.dtype)
-    present = (counts > 0).to(losses.dtype)
-    return (sums / counts.clamp(min=1.0)).sum() / present.sum()
+    return per_domain_mean(losses, domain_ids, logits.shape[-1])
+
+
+def confusion_loss(logits: torch.Tensor, domain_ids: torch.Tensor) -> torch.Tensor:
+    """Cross-entropy against the uniform distribution, averaged per domain like ``domain_loss``.
+
+    ``logits`` (B, D), ``domain_ids`` (B,) in [0, D). The student's side of the confusion objective
+    (Tzeng et al., 2015): it is smallest (ln D) when the discriminator cannot tell the domains
+    apart, and, unlike the reversed cross-entropy, it gives no reward for making the
+    discriminator confidently wrong, so it cannot be lowered by relabelling the domains.
+    """
+    losses = -F.log_softmax(logits.float(), dim=-1).mean(dim=-1)
+    return per_domain_mean(losses, domain_ids, logits.shape[-1])
 
 
 def domain_accuracy(logits: torch.Tensor, domain_ids: torch.Tensor) -> float:
     """Balanced accuracy: the fraction of right arg-max domains within each domain present,
     averaged over those domains (like ``domain_loss``), so chance is 1 / number of classes
     whatever the batch's mix of domains."""
-    num_domains = logits.shape[-1]
     right = (logits.argmax(dim=-1) == domain_ids).float()
-    hits = right.new_zeros(num_domains).index_add(0, domain_ids, right)
-    counts = torch.bincount(domain_ids, minlength=num_domains).to(right.dtype)
-    present = counts > 0
-    return (hits[present] / counts[present]).mean().item()
+    return per_domain_mean(right, domain_ids, logits.shape[-1]).item()

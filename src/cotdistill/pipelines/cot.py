@@ -41,14 +41,14 @@ from cotdistill.distill.generate import GenerateConfig, generate_rationales
 from cotdistill.distill.store import load_kept
 from cotdistill.errors import ConfigError, CotDistillError, UnknownNameError
 from cotdistill.eval.evaluate import REPORT_JSON, EvalConfig, evaluate
-from cotdistill.eval.summary import METRICS, summarize
+from cotdistill.eval.summary import METRICS, paired_difference, summarize
 from cotdistill.io import atomic_write_json, atomic_write_text
 from cotdistill.methods.base import METHODS, TrainConfig, TrainData
 from cotdistill.models import Student, StudentConfig, load_student
 from cotdistill.models.student import STUDENT_FILE
 from cotdistill.pipelines.base import register_pipeline
 from cotdistill.report.plot import plot_accuracy
-from cotdistill.report.render import render_comparison
+from cotdistill.report.render import paired_verdicts, render_comparison
 from cotdistill.report.runs import runs_of
 from cotdistill.report.table import comparison_rows
 from cotdistill.tasks.suite import Role, Suite, SuiteConfig, load_suite, make_suite
@@ -169,6 +169,10 @@ class CotPipeline:
         atomic_write_text(out / "report.md", render_comparison(report, chart=CHART_PNG))
         headers, rows = comparison_rows(runs)
         print(format_table(headers, [[cell.replace("**", "") for cell in row] for row in rows]))
+        verdicts = paired_verdicts(report)
+        if verdicts:
+            print("\npaired differences (95% intervals over seeds and examples):")
+            print("\n".join(f"- {sentence}" for sentence in verdicts))
         print(f"\nreport: {out / 'report.md'}\nchart:  {out / CHART_PNG}\ndata:   {out / 'report.json'}")
         return out
 
@@ -208,7 +212,8 @@ class CotPipeline:
             dataclasses.replace(e, answer="", rationale=None) for d in targets for e in suite.examples(d, "train")
         ]
         instructions = {d: suite.task(d).answer_instruction for d in suite.domains()}
-        return TrainData(labelled=labelled, unlabelled=unlabelled, instructions=instructions)
+        families = {d: str(suite.task(d).family) for d in suite.domains()}
+        return TrainData(labelled=labelled, unlabelled=unlabelled, instructions=instructions, families=families)
 
     def _train(
         self, config: CotConfig, variant: VariantConfig, seed: int, data: TrainData, run_dir: Path, *, resume: bool
@@ -281,9 +286,16 @@ def _train_and_evaluate(
 def comparison_report(
     config: CotConfig, evaluations: dict[str, dict[int, dict[str, Any]]], timings: dict[str, float]
 ) -> dict[str, Any]:
-    """Pool each variant's seeds into one summary (seed x example bootstrap) for ``report.json``."""
+    """Pool each variant's seeds into one summary (seed x example bootstrap) for ``report.json``, and
+    each later variant's difference from the first one (``paired``), paired over seeds and examples."""
     runs: dict[str, Any] = {}
     chance: dict[str, float] = {}
+    matrices: dict[str, dict[str, dict[str, np.ndarray]]] = {}
+    kwargs = {
+        "n_resamples": config.eval.bootstrap_resamples,
+        "confidence": config.eval.confidence,
+        "seed": config.eval.seed,
+    }
     for variant in config.variants:
         per_seed = evaluations[variant.name]
         first = next(iter(per_seed.values()))
@@ -292,23 +304,18 @@ def comparison_report(
         chance = {d: entry["chance"] for d, entry in domains.items()}
         correct = {
             metric: {
-                d: np.array([[float(row[metric]) for row in report["examples"][d]] for report in per_seed.values()])
+                d: np.array(
+                    [[float(row[metric]) for row in per_seed[seed]["examples"][d]] for seed in sorted(per_seed)]
+                )
                 for d in domains
             }
             for metric in METRICS
         }
-        summary = summarize(
-            correct,
-            roles,
-            chance,
-            n_resamples=config.eval.bootstrap_resamples,
-            confidence=config.eval.confidence,
-            seed=config.eval.seed,
-        )
+        matrices[variant.name] = correct
         runs[variant.name] = {
             "method": variant.method,
-            "seeds": list(per_seed),
-            "summary": summary,
+            "seeds": sorted(per_seed),
+            "summary": summarize(correct, roles, chance, **kwargs),
             "per_seed": {
                 str(seed): {
                     group: {m: entry[m]["mean"] for m in METRICS}
@@ -317,6 +324,15 @@ def comparison_report(
                 for seed, report in per_seed.items()
             },
         }
+    baseline = config.variants[0].name
+    paired = {
+        variant.name: {
+            "baseline": baseline,
+            "difference": paired_difference(matrices[baseline], matrices[variant.name], roles, **kwargs),
+        }
+        for variant in config.variants[1:]
+        if sorted(evaluations[variant.name]) == sorted(evaluations[baseline])
+    }
     return {
         "kind": "comparison",
         "pipeline": "cot",
@@ -325,6 +341,7 @@ def comparison_report(
         "config": to_dict(config),
         "chance": chance,
         "runs": runs,
+        "paired": paired,
         "timings_s": {k: round(v, 2) for k, v in timings.items()},
     }
 

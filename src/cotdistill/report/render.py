@@ -6,7 +6,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from cotdistill.eval.stats import Interval
-from cotdistill.eval.summary import chance_verdict
+from cotdistill.eval.summary import GROUP_TITLES, chance_verdict, difference_verdict
 from cotdistill.report.runs import Run, runs_of
 from cotdistill.report.table import comparison_rows, markdown_table
 
@@ -112,11 +112,49 @@ def render_runs(runs: Sequence[Run], *, title: str, metric: str | None = None, c
     return "\n".join(lines).rstrip() + "\n"
 
 
+def paired_verdicts(report: Mapping[str, Any]) -> list[str]:
+    """One sentence per later variant and target group: is its difference from the baseline nonzero?"""
+    metric = report["metric"]
+    lines = []
+    for name, entry in (report.get("paired") or {}).items():
+        groups = entry["difference"]["groups"]
+        for group in ("out_of_domain", "target_near", "target_far", "in_domain"):
+            if group in groups:
+                lines.append(difference_verdict(entry["difference"], group, metric, name, entry["baseline"]))
+    return lines
+
+
+def _paired_section(report: Mapping[str, Any]) -> list[str]:
+    paired = report.get("paired") or {}
+    if not paired:
+        return []
+    metric = report["metric"]
+    lines = [
+        "## Paired differences",
+        "",
+        f"Each method minus `{next(iter(paired.values()))['baseline']}`, in accuracy points ({metric}), with "
+        "95% bootstrap intervals paired over seeds and test examples (the same seeds and questions are "
+        "resampled for both methods).",
+        "",
+    ]
+    rows = []
+    for name, entry in paired.items():
+        difference = entry["difference"]
+        for domain, values in difference["domains"].items():
+            rows.append([name, domain, values["role"], Interval.from_dict(values[metric]).format()])
+        for group, values in difference["groups"].items():
+            rows.append([name, f"**{GROUP_TITLES[group]}**", "macro", Interval.from_dict(values[metric]).format()])
+    lines += [markdown_table(["method", "domain", "role", "difference"], rows), ""]
+    lines += [f"- {sentence}" for sentence in paired_verdicts(report)]
+    return lines + [""]
+
+
 def render_comparison(report: Mapping[str, Any], *, chart: str | None = None) -> str:
-    """``report.md`` of a pipeline run: methods side by side plus each seed's group averages."""
+    """``report.md`` of a pipeline run: methods side by side, paired differences from the first
+    method, and each seed's group averages."""
     runs = runs_of(dict(report), "")
     text = render_runs(runs, title=report.get("title", "Method comparison"), chart=chart)
-    lines = [text, "## Per seed", ""]
+    lines = [text, *_paired_section(report), "## Per seed", ""]
     metric = report["metric"]
     seed_rows = []
     for variant, entry in report["runs"].items():

@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from cotdistill.config import from_dict
+from cotdistill.errors import CotDistillError
 from cotdistill.methods import TrainConfig, TrainData
 from cotdistill.methods.prada import DISCRIMINATOR, PRADA, MixedBatchSampler, PRADAConfig, PRADATrainer
 from cotdistill.models import StudentConfig, load_student
@@ -157,3 +158,30 @@ def test_family_alignment_trains_on_the_aligned_rows_only(tmp_path) -> None:
     )
     log = json.loads((tmp_path / "train_summary.json").read_text())["log"]
     assert all(0.0 <= e["domain_acc"] <= 1.0 and e["confusion_loss"] > 0 for e in log if "domain_acc" in e)
+
+
+def test_unlabelled_rows_can_be_kept_from_moving_the_input_embeddings(tmp_path) -> None:
+    trainer = _trainer(tmp_path, target_embeddings=False)
+    module = trainer._module()
+    assert module.unlabelled_rows_train_embeddings is False
+    rows = [r for r in trainer.train_dataset if all(label == -100 for label in r["labels"])][:2]
+    batch = trainer.data_collator(rows)
+    embedding = module.model.get_input_embeddings().weight
+    for flag, moves in [(False, False), (True, True)]:
+        module.unlabelled_rows_train_embeddings = flag
+        module.zero_grad()
+        out = module(batch["input_ids"], batch["attention_mask"], batch["labels"])
+        out.last_hidden_state.pow(2).mean().backward()  # a loss on the unlabelled rows' features only
+        assert bool(embedding.grad is not None and embedding.grad.abs().sum() > 0) is moves
+        assert any(bool(p.grad is not None and p.grad.abs().sum() > 0) for p in module.model.get_decoder().parameters())
+
+
+def test_align_domains_names_the_domains_the_discriminator_sees() -> None:
+    data = TrainData(
+        [_example(i, "arith_a") for i in range(2)] + [_example(i, "coin") for i in range(2)],
+        [_example(i, "arith_t", False) for i in range(2)] + [_example(i, "letters", False) for i in range(2)],
+    )
+    config = PRADAConfig(align_domains=["arith_a", "arith_t"], domain_labels="source_target")
+    assert PRADA().domain_classes(data, config) == [0, -1, 1, -1]
+    with pytest.raises(CotDistillError, match=r"align_domains names \['nope'\]"):
+        PRADA().aligned_domains(data, PRADAConfig(align_domains=["arith_a", "nope"]))

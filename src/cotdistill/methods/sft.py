@@ -103,6 +103,10 @@ class StudentModule(nn.Module):
         self.model = student.model
         self.soft_prompt = student.soft_prompt
         self.extra = nn.ModuleDict(extra_modules or {})
+        # False: rows without a labelled token (unlabelled target questions) send no gradient into
+        # the input embeddings (token embeddings, soft prompt); their hidden states still train the
+        # layers above. Set by methods whose auxiliary loss is the only gradient those rows have.
+        self.unlabelled_rows_train_embeddings = True
         object.__setattr__(self, "student", student)  # a plain reference, not a submodule
 
     def forward(
@@ -115,6 +119,9 @@ class StudentModule(nn.Module):
         output_hidden_states: bool = False,
     ) -> SFTOutput:
         embeds, mask = self.student.embed_inputs(input_ids, attention_mask, domain_ids)
+        if not self.unlabelled_rows_train_embeddings and embeds.requires_grad:
+            labelled = (labels != IGNORE_INDEX).any(dim=1)[:, None, None]
+            embeds = torch.where(labelled, embeds, embeds.detach())
         decoder_out = self.model.get_decoder()(
             inputs_embeds=embeds, attention_mask=mask, use_cache=False, output_hidden_states=output_hidden_states
         )

@@ -65,6 +65,18 @@ class PRADAConfig(SFTConfig):
             "target domain: the same skill is aligned across surfaces, and tasks are not made indistinguishable)"
         },
     )
+    align_domains: list[str] = field(
+        default_factory=list,
+        metadata={"help": "the domains the discriminator sees, by name (overrides align; empty: use align)"},
+    )
+    target_embeddings: bool = field(
+        default=True,
+        metadata={
+            "help": "let the adversarial gradient of unlabelled target rows reach the input embeddings; false "
+            "stops it there (those rows have no other gradient, so under AdamW target-only token embeddings "
+            "would otherwise move at full step size whatever lambda is), the layers above still align"
+        },
+    )
     discriminator_hidden: int = field(default=128, metadata={"help": "hidden width of the discriminator MLP"})
     discriminator_layers: int = field(default=2, metadata={"help": "linear layers in the discriminator MLP"})
     discriminator_dropout: float = field(default=0.1, metadata={"help": "dropout inside the discriminator"})

@@ -50,8 +50,17 @@ class PRADA(SFT):
         return [remap.get(label, -1) for label in kept]
 
     def aligned_domains(self, data: TrainData, config: PRADAConfig) -> set[str]:
-        """The domains the discriminator sees: all, or those of families with a source and a target."""
+        """The domains the discriminator sees: ``align_domains``, all, or those of families with a source and a
+        target."""
         sources, targets = self.domains(data)
+        if config.align_domains:
+            unknown = sorted(set(config.align_domains) - {*sources, *targets})
+            if unknown:
+                raise CotDistillError(
+                    f"prada align_domains names {unknown}, which are neither source nor target domains "
+                    f"(sources {sources}, targets {targets})"
+                )
+            return set(config.align_domains)
         if config.align is Alignment.ALL:
             return {*sources, *targets}
         shared = {data.family(d) for d in sources} & {data.family(d) for d in targets}

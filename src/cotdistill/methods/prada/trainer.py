@@ -29,6 +29,7 @@ class PRADATrainer(SFTTrainer):
         config: PRADAConfig = self.method_config
         self.needs_hidden_states = config.adversarial and config.layer != -1
         self.domain_classes = torch.tensor(list(domain_classes), dtype=torch.long)
+        self._module().unlabelled_rows_train_embeddings = config.target_embeddings
         self._relabel_warned = False
 
     def current_lambda(self) -> float:

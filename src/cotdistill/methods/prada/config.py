@@ -33,7 +33,7 @@ class PRADAConfig(SFTConfig):
         metadata={"help": "soft prompt: num_tokens, per_domain_tokens, reparameterization, encoder_hidden_size"},
     )
     objective: Objective = field(
-        default=Objective.REVERSAL,
+        default=Objective.CONFUSION,
         metadata={
             "help": "reversal (DANN gradient reversal: the student maximises the discriminator's loss) | "
             "confusion (the discriminator trains on detached features; the student minimises the "
@@ -70,7 +70,7 @@ class PRADAConfig(SFTConfig):
         metadata={"help": "the domains the discriminator sees, by name (overrides align; empty: use align)"},
     )
     target_embeddings: bool = field(
-        default=True,
+        default=False,
         metadata={
             "help": "let the adversarial gradient of unlabelled target rows reach the input embeddings; false "
             "stops it there (those rows have no other gradient, so under AdamW target-only token embeddings "

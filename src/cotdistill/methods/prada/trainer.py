@@ -14,7 +14,7 @@ from cotdistill.methods.data import IGNORE_INDEX
 from cotdistill.methods.prada.config import PRADAConfig
 from cotdistill.methods.prada.sampler import MixedBatchSampler
 from cotdistill.methods.sft import SFTOutput, SFTTrainer
-from cotdistill.nn import adversarial_lambda, adversarial_terms, domain_accuracy, pool
+from cotdistill.nn import Objective, adversarial_lambda, adversarial_terms, domain_accuracy, pool
 
 log = logging.getLogger(__name__)
 
@@ -62,7 +62,8 @@ class PRADATrainer(SFTTrainer):
         super().log(logs, start_time)
         classes = int(self.domain_classes.max()) + 1 if len(self.domain_classes) else 0
         loss, accuracy = logs.get("domain_loss"), logs.get("domain_acc")
-        if self._relabel_warned or loss is None or accuracy is None or classes < 2:
+        reversal = self.method_config.objective is Objective.REVERSAL
+        if self._relabel_warned or not reversal or loss is None or accuracy is None or classes < 2:
             return
         if loss > 1.5 * math.log(classes) and accuracy < 1.0 / classes:
             self._relabel_warned = True

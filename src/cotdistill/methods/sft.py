@@ -42,6 +42,7 @@ from cotdistill.io import atomic_write_json
 from cotdistill.methods.base import TrainConfig, TrainData, register_method
 from cotdistill.methods.data import IGNORE_INDEX, Collator, LengthGroupedSampler, count_truncated, make_row
 from cotdistill.models.student import STUDENT_FILE, Student
+from cotdistill.precision import ResolvedPrecision, announce, resolve_precision, trainer_flags, training_device
 
 log = logging.getLogger(__name__)
 
@@ -138,7 +139,8 @@ class StudentModule(nn.Module):
         )
 
 
-def training_arguments(train: TrainConfig, output_dir: str | Path) -> TrainingArguments:
+def training_arguments(train: TrainConfig, output_dir: str | Path, precision: ResolvedPrecision) -> TrainingArguments:
+    """``TrainingArguments`` for ``train``; ``precision`` is ``train.precision`` resolved for the model."""
     return TrainingArguments(
         output_dir=str(output_dir),
         max_steps=train.max_steps,
@@ -156,7 +158,7 @@ def training_arguments(train: TrainConfig, output_dir: str | Path) -> TrainingAr
         save_steps=train.save_steps or 500,
         save_total_limit=train.save_total_limit,
         seed=train.seed,
-        bf16=train.bf16,
+        **trainer_flags(precision),
         use_cpu=not torch.accelerator.is_available(),  # multi-process CPU runs then use gloo DDP
         report_to="none",
         remove_unused_columns=False,
@@ -184,9 +186,11 @@ class SFTTrainer(Trainer):
         self.train_config = train
         self.method_config = method_config
         self._step_logs: dict[str, list[float]] = defaultdict(list)
+        precision = resolve_precision(train.precision, student.model, training_device(), key="train.precision")
+        announce(precision, "training")
         super().__init__(
             model=StudentModule(student, extra_modules),
-            args=training_arguments(train, output_dir),
+            args=training_arguments(train, output_dir, precision),
             train_dataset=rows,
             data_collator=Collator(student.tokenizer.pad_token_id),
         )

@@ -100,7 +100,7 @@ def fastest(measure, rounds: int) -> dict[str, float]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=150, help="tokens per training row")
-    parser.add_argument("--rounds", type=int, default=3, help="timed fp32/bf16 pairs per setting (best kept)")
+    parser.add_argument("--rounds", type=int, default=2, help="timed fp32/bf16 pairs per setting (best kept)")
     parser.add_argument("--prompt-tokens", type=int, default=60)
     parser.add_argument("--threads", type=int, default=1, help="torch threads (the default run trains one per core)")
     parser.add_argument("--new-tokens", type=int, default=32)

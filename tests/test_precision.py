@@ -66,13 +66,19 @@ def test_auto_on_a_cpu_without_bf16_units_is_fp32(cpu_flags):
     assert "no AMX-BF16/AVX512-BF16" in resolved.reason
 
 
-def test_auto_on_a_bf16_cpu_depends_on_the_model_width(cpu_flags):
+@pytest.mark.parametrize("purpose", ["train", "generate"])
+def test_auto_on_a_bf16_cpu_depends_on_the_model_width(cpu_flags, purpose):
     cpu_flags("avx512_bf16")
-    assert resolve_precision("auto", width(AUTO_BF16_MIN_HIDDEN)).precision is Precision.BF16
-    narrow = resolve_precision("auto", width(AUTO_BF16_MIN_HIDDEN // 2))
+    needed = AUTO_BF16_MIN_HIDDEN[purpose]
+    assert resolve_precision("auto", width(needed), purpose=purpose).precision is Precision.BF16
+    narrow = resolve_precision("auto", width(needed // 2), purpose=purpose)
     assert narrow.precision is Precision.FP32
-    assert f"< {AUTO_BF16_MIN_HIDDEN}" in narrow.reason
-    assert resolve_precision("auto", None).precision is Precision.FP32  # unknown width: the safe choice
+    assert f"< {needed} to {purpose}" in narrow.reason
+    assert resolve_precision("auto", None, purpose=purpose).precision is Precision.FP32  # unknown width: fp32
+
+
+def test_tiny_test_models_stay_fp32_on_every_machine():
+    assert TINY.hidden_size < min(AUTO_BF16_MIN_HIDDEN.values())
 
 
 def test_cpu_flags_come_from_the_cpu(monkeypatch, tmp_path):

@@ -1,6 +1,6 @@
 """One precision setting for every trainer and generator: ``auto | fp32 | bf16 | fp16``.
 
-``resolve_precision(setting, model, device)`` turns the setting into the precision a run uses:
+``resolve_precision(setting, model, device, purpose=train|generate)`` gives the precision a run uses:
 
 * ``fp32``: everything in fp32.
 * ``bf16``: bf16 mixed precision (autocast); on CUDA it needs a GPU with bf16, on a CPU it runs
@@ -8,9 +8,11 @@
 * ``fp16``: fp16 mixed precision with loss scaling, CUDA only (a ``ConfigError`` elsewhere).
 * ``auto`` (the default): bf16 on a CUDA GPU with bf16; bf16 on a CPU whose flags include
   ``amx_bf16`` or ``avx512_bf16`` (``torch.cpu.get_capabilities()``, else ``/proc/cpuinfo``)
-  **when the model is at least ``AUTO_BF16_MIN_HIDDEN`` wide**; fp32 everywhere else. Below that
-  width the per-op cost of autocast outweighs the faster matmuls on a CPU
-  (``benchmarks/results/precision_size.md``), so small from-scratch students stay in fp32.
+  **when the model is at least ``AUTO_BF16_MIN_HIDDEN[purpose]`` wide** (training: 128,
+  generation: 256); fp32 everywhere else. Narrower models were measured no faster in bf16 on
+  such a CPU (``benchmarks/results/precision_size.md``: per-token generation steps of a narrow
+  model are dominated by per-op overhead, which autocast adds to), or were not measured, so they
+  stay in fp32; this also keeps the tests' tiny models in fp32 on every machine.
 
 Mixed precision keeps the master weights and optimizer states in fp32; the loss, the softmax
 and the PRADA discriminator run in fp32 too. Trainers pass ``trainer_flags(p)`` to
@@ -27,7 +29,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from functools import cache
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from cotdistill.errors import ConfigError
 
@@ -38,8 +40,9 @@ log = logging.getLogger(__name__)
 
 CPU_BF16_FLAGS = ("amx_bf16", "avx512_bf16")
 CPUINFO = Path("/proc/cpuinfo")
-AUTO_BF16_MIN_HIDDEN = 512
-"""Narrowest model (hidden size) for which ``auto`` picks bf16 on a CPU (measured crossover)."""
+Purpose = Literal["train", "generate"]
+AUTO_BF16_MIN_HIDDEN = {"train": 128, "generate": 256}
+"""Narrowest model (hidden size) for which ``auto`` picks bf16 on a bf16 CPU, per purpose (measured)."""
 
 
 class Precision(StrEnum):
@@ -50,8 +53,9 @@ class Precision(StrEnum):
 
 
 PRECISION_HELP = (
-    "auto (bf16 on CUDA with bf16 and on CPUs with AMX/AVX512-BF16 for models >= "
-    f"{AUTO_BF16_MIN_HIDDEN} wide, else fp32) | fp32 | bf16 | fp16 (CUDA only)"
+    "auto (bf16 on CUDA with bf16 and on CPUs with AMX/AVX512-BF16 for models at least "
+    f"{AUTO_BF16_MIN_HIDDEN['train']} wide to train, {AUTO_BF16_MIN_HIDDEN['generate']} to generate; "
+    "else fp32) | fp32 | bf16 | fp16 (CUDA only)"
 )
 
 
@@ -95,9 +99,16 @@ def model_width(model: Any) -> int | None:
 
 
 def resolve_precision(
-    setting: Precision | str, model: Any = None, device: torch.device | str = "cpu", *, key: str = "precision"
+    setting: Precision | str,
+    model: Any = None,
+    device: torch.device | str = "cpu",
+    *,
+    purpose: Purpose = "train",
+    key: str = "precision",
 ) -> ResolvedPrecision:
-    """The precision to use for ``model`` (a model or its config) on ``device``; see the module docstring.
+    """The precision to ``purpose`` (train | generate) ``model`` (a model or config) on ``device``.
+
+    See the module docstring for the rule.
 
     Raises ``ConfigError`` naming ``key`` for a choice the device cannot run.
     """
@@ -122,10 +133,10 @@ def resolve_precision(
     flags = cpu_bf16_flags()
     if not flags:
         return ResolvedPrecision(Precision.FP32, "auto: the CPU has no AMX-BF16/AVX512-BF16")
-    width = model_width(model)
-    if width is None or width < AUTO_BF16_MIN_HIDDEN:
+    width, needed = model_width(model), AUTO_BF16_MIN_HIDDEN[purpose]
+    if width is None or width < needed:
         return ResolvedPrecision(
-            Precision.FP32, f"auto: CPU has {'+'.join(flags)} but hidden size {width} < {AUTO_BF16_MIN_HIDDEN}"
+            Precision.FP32, f"auto: CPU has {'+'.join(flags)} but hidden size {width} < {needed} to {purpose}"
         )
     return ResolvedPrecision(Precision.BF16, f"auto: CPU has {'+'.join(flags)}, hidden size {width}")
 

@@ -173,7 +173,7 @@ class Student:
         )
         results: list[list[str]] = [[] for _ in prompts]
         batches = [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
-        resolved = resolve_precision(precision, self.model, self.device, key="precision")
+        resolved = resolve_precision(precision, self.model, self.device, purpose="generate", key="precision")
         announce(resolved, "generation")
         was_training = self.model.training
         self.model.eval()

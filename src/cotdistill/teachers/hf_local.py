@@ -164,7 +164,7 @@ def _load(cfg: TeacherConfig, device: torch.device) -> tuple[Any, Any]:
     extra = {"gguf_file": cfg.gguf_file} if cfg.gguf_file else {}
     try:
         config = AutoConfig.from_pretrained(name, trust_remote_code=cfg.trust_remote_code, **extra)
-        precision = resolve_precision(cfg.precision, config, device, key="teacher.precision")
+        precision = resolve_precision(cfg.precision, config, device, purpose="generate", key="teacher.precision")
         tokenizer = AutoTokenizer.from_pretrained(name, trust_remote_code=cfg.trust_remote_code, **extra)
         model = AutoModelForCausalLM.from_pretrained(
             name, dtype=precision.dtype, trust_remote_code=cfg.trust_remote_code, **extra

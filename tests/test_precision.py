@@ -99,7 +99,8 @@ def test_autocast_is_a_no_op_in_fp32_and_bf16_otherwise():
         assert (a @ a).dtype is torch.bfloat16
 
 
-def test_the_choice_is_logged_once_per_purpose(caplog):
+def test_the_choice_is_logged_once_per_purpose(caplog, monkeypatch):
+    monkeypatch.setattr(precision_module, "_announced", set())
     resolved = resolve_precision("bf16")
     with caplog.at_level(logging.INFO, logger="cotdistill.precision"):
         for _ in range(3):
@@ -142,7 +143,8 @@ def fresh_student() -> Student:
     return load_student(StudentConfig(tiny=TINY), [e.question + " " + e.rationale for e in examples(40)])
 
 
-def test_trainer_runs_mixed_precision_with_fp32_master_weights(tmp_path, caplog):
+def test_trainer_runs_mixed_precision_with_fp32_master_weights(tmp_path, caplog, monkeypatch):
+    monkeypatch.setattr(precision_module, "_announced", set())  # earlier tests may have announced it
     student = fresh_student()
     rows = SFT().build_rows(student, TrainData(examples(8)), SFTConfig(), TrainConfig())
     with caplog.at_level(logging.INFO, logger="cotdistill.precision"):

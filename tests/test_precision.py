@@ -181,3 +181,16 @@ def test_bf16_training_ends_within_tolerance_of_fp32_and_generation_agrees(tmp_p
     }
     same = sum(a == b for a, b in zip(greedy["fp32"], greedy["bf16"])) / len(prompts)
     assert same >= AGREEMENT, same
+
+
+def test_hf_teacher_loads_its_frozen_weights_in_the_resolved_dtype(tmp_path):
+    from cotdistill.teachers.hf_local import HFTeacher
+
+    student = fresh_student()
+    student.model.save_pretrained(tmp_path)
+    student.tokenizer.save_pretrained(tmp_path)
+    for setting, dtype in (("bf16", torch.bfloat16), ("auto", torch.float32), ("fp32", torch.float32)):
+        teacher = HFTeacher(TeacherConfig(backend="hf", model=str(tmp_path), device="cpu", precision=setting))
+        assert teacher.model.dtype == dtype, setting
+    with pytest.raises(ConfigError, match="teacher.precision: fp16 needs a CUDA GPU"):
+        HFTeacher(TeacherConfig(backend="hf", model=str(tmp_path), device="cpu", precision="fp16"))

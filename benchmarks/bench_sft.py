@@ -250,7 +250,8 @@ def render(r: dict) -> str:
     for name in ROWS:
         e = r[name]
         lines.append(
-            f"| {name} | {e['tokens_per_s']:.1f} | {100 * e['mfu_bf16_peak']:.1f}% | {100 * e['mfu_fp32_peak']:.1f}% |"
+            f"| {name} | {e['tokens_per_s']:.1f} | {100 * e['mfu_bf16_peak']:.1f}% | {100 * e['mfu_fp32_peak']:.1f}% "
+            f"| {e['tokens_per_s_wall']:.1f} |"
         )
     lines += [
         "",

@@ -15,14 +15,25 @@ class ScriptedStudent:
 
     def __init__(self, right_answers: dict[str, str], samples_wrong: int = 0):
         self.right_answers, self.samples_wrong, self.calls = right_answers, samples_wrong, []
+        self.precisions: list[str] = []
 
     def prompt(self, question, instruction=None):
         return f"{question}\n{instruction}\n"
 
     def generate(
-        self, prompts, *, max_new_tokens=256, temperature=0.0, num_samples=1, batch_size=16, stop=None, progress=True
+        self,
+        prompts,
+        *,
+        max_new_tokens=256,
+        temperature=0.0,
+        num_samples=1,
+        batch_size=16,
+        stop=None,
+        progress=True,
+        precision="auto",
     ):
         self.calls.append(len(prompts))
+        self.precisions.append(precision)
         out = []
         for prompt in prompts:
             question = prompt.split("\n")[0]
@@ -74,6 +85,11 @@ def test_evaluate_writes_reports_and_resumes(tmp_path):
     result = evaluate(other, data, roles, cfg, tmp_path, meta={"checkpoint": "other"}, show_progress=False)
     assert sum(other.calls) == 30  # another checkpoint: evaluated afresh
     assert result["summary"]["groups"]["in_domain"]["strict"]["mean"] == 1.0
+
+    pinned = _student(data, 1.0)
+    fp32 = EvalConfig(batch_size=4, chunk_size=5, bootstrap_resamples=200, precision="fp32")
+    evaluate(pinned, data, roles, fp32, tmp_path, meta={"checkpoint": "other"}, show_progress=False)
+    assert sum(pinned.calls) == 30 and set(pinned.precisions) == {"fp32"}  # precision changes predictions
 
 
 def test_self_consistency_majority_overrides_minority(tmp_path):

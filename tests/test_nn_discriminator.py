@@ -49,6 +49,17 @@ def test_discriminator_runs_in_fp32_on_half_features() -> None:
     assert disc(torch.randn(3, 4, dtype=torch.bfloat16)).dtype == torch.float32
 
 
+def test_discriminator_stays_fp32_under_bf16_autocast() -> None:
+    disc = DomainDiscriminator(4, 2, hidden_size=8).eval()
+    features = torch.randn(3, 4)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        inside = disc(features)
+        plain_linear = torch.nn.functional.linear(features, disc.net[1].weight)
+    assert plain_linear.dtype == torch.bfloat16  # autocast is on around it
+    assert inside.dtype == torch.float32
+    torch.testing.assert_close(inside, disc(features))  # same numbers as an fp32 run
+
+
 def test_pooling_mean_last_and_prompt() -> None:
     hidden = torch.arange(2 * 5 * 1, dtype=torch.float32).view(2, 5, 1)  # P=2 prompt + T=3 tokens
     mask = torch.tensor([[1, 1, 0], [0, 1, 1]])

@@ -27,6 +27,7 @@ from cotdistill.eval.generation import Generator, generate_samples
 from cotdistill.eval.scoring import chance_baseline, score_example
 from cotdistill.eval.summary import METRICS, ROLES, summarize
 from cotdistill.io import JsonlAppender, atomic_write_json, atomic_write_text, iter_jsonl
+from cotdistill.precision import PRECISION_HELP, Precision
 from cotdistill.tasks.base import Example, Task, get_task
 
 log = logging.getLogger(__name__)
@@ -61,6 +62,7 @@ class EvalConfig:
     chunk_size: int = field(
         default=64, metadata={"help": "questions generated between saved progress points (at least batch_size)"}
     )
+    precision: Precision = field(default=Precision.AUTO, metadata={"help": PRECISION_HELP})
 
     def __post_init__(self) -> None:
         if self.split not in ("train", "dev", "test"):
@@ -81,7 +83,7 @@ class EvalConfig:
 
     def generation_settings(self) -> dict[str, Any]:
         """The fields that change predictions (a resumed evaluation must match them)."""
-        keys = ("split", "max_new_tokens", "num_samples", "temperature", "stop", "seed")
+        keys = ("split", "max_new_tokens", "num_samples", "temperature", "stop", "seed", "precision")
         return {k: to_dict(getattr(self, k)) for k in keys}
 
 
@@ -132,6 +134,7 @@ def evaluate(
                     num_samples=cfg.num_samples,
                     batch_size=cfg.batch_size,
                     stop=cfg.stop,
+                    precision=cfg.precision,
                 )
                 for example, texts in zip(chunk, samples):
                     row = score_example(tasks[domain], example, texts).to_dict()

@@ -26,6 +26,7 @@ class Generator(Protocol):
         batch_size: int = 16,
         stop: Sequence[str] | None = None,
         progress: bool = True,
+        precision: str = "auto",
     ) -> list[list[str]]: ...
 
 
@@ -38,8 +39,9 @@ def generate_samples(
     num_samples: int = 1,
     batch_size: int = 16,
     stop: Sequence[str] | None = None,
+    precision: str = "auto",
 ) -> list[list[str]]:
-    """``num_samples`` completions per prompt, in prompt order."""
+    """``num_samples`` completions per prompt, in prompt order (``precision``: see ``cotdistill.precision``)."""
     outputs = student.generate(
         list(prompts),
         max_new_tokens=max_new_tokens,
@@ -48,6 +50,7 @@ def generate_samples(
         batch_size=batch_size,
         stop=list(stop) if stop else None,
         progress=False,
+        precision=precision,
     )
     if len(outputs) != len(prompts) or any(len(texts) != num_samples for texts in outputs):
         raise RuntimeError(

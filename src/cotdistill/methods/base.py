@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
+from cotdistill.precision import PRECISION_HELP, Precision, legacy_precision
 from cotdistill.registry import Registry
 from cotdistill.tasks.base import Example
 
@@ -33,11 +34,14 @@ class TrainConfig:
     save_steps: int = field(default=0, metadata={"help": "checkpoint every N steps (0: only at the end)"})
     save_total_limit: int = field(default=2, metadata={"help": "how many step checkpoints to keep"})
     logging_steps: int = field(default=10, metadata={"help": "log the loss every N steps"})
-    bf16: bool = field(default=False, metadata={"help": "bf16 autocast (needs hardware support)"})
+    precision: Precision = field(default=Precision.AUTO, metadata={"help": PRECISION_HELP})
+    bf16: bool | None = field(default=None, metadata={"help": "deprecated: write precision: bf16 (or fp32)"})
     group_by_length: bool = field(default=True, metadata={"help": "batch rows of similar length (less padding)"})
     progress: bool = field(default=True, metadata={"help": "show a progress bar"})
 
     def __post_init__(self) -> None:
+        self.precision = legacy_precision("bf16", self.bf16, self.precision)
+        self.bf16 = None
         if self.max_steps == 0 or self.max_steps < -1:
             raise ValueError(f"max_steps must be -1 or >= 1, got {self.max_steps}")
         if self.epochs <= 0:

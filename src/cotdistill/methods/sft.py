@@ -42,12 +42,15 @@ from cotdistill.io import atomic_write_json
 from cotdistill.methods.base import TrainConfig, TrainData, register_method
 from cotdistill.methods.data import IGNORE_INDEX, Collator, LengthGroupedSampler, count_truncated, make_row
 from cotdistill.models.student import STUDENT_FILE, Student
+from cotdistill.nn.losses import linear_cross_entropy
+from cotdistill.precision import ResolvedPrecision, announce, resolve_precision, trainer_flags, training_device
 
 log = logging.getLogger(__name__)
 
 FINAL_DIR = "final"
 EXTRA_FILE = "extra_modules.safetensors"
 SUMMARY_FILE = "train_summary.json"
+CHUNKED_LOSS_MIN_LOGITS = 2**26  # 256 MiB of fp32 logits
 
 
 class TrainingDivergedError(CotDistillError):
@@ -93,6 +96,34 @@ class SFTOutput(ModelOutput):
     prefix_length: int | None = None
 
 
+def completion_loss_sum(
+    head: nn.Module,
+    hidden: torch.Tensor,
+    targets: torch.Tensor,
+    token_weight: torch.Tensor | None,
+    softcap: float | None,
+) -> torch.Tensor:
+    """Weighted token cross-entropy of ``head(hidden)`` (N, H) against ``targets`` (N,), summed (fp32).
+
+    When the fp32 logits would exceed ``CHUNKED_LOSS_MIN_LOGITS`` values and the head is a plain
+    bias-free ``nn.Linear``, the loss goes through ``nn.losses.linear_cross_entropy`` (chunked, no
+    (N, V) fp32 logits kept: a large-vocabulary model such as Gemma 3 saves about 1 GB per
+    micro-batch); otherwise (smaller batches, where the plain path measured about 10% faster on
+    a CPU, or a LoRA-wrapped or sharded head) the head is called and ``F.cross_entropy`` runs on
+    its fp32 logits.
+    """
+    weight = getattr(head, "weight", None)
+    plain = type(head) is nn.Linear and head.bias is None and type(weight) is nn.Parameter
+    large = plain and hidden.shape[0] * weight.shape[0] >= CHUNKED_LOSS_MIN_LOGITS
+    if large and weight.dim() == 2 and not hasattr(weight, "ds_id"):
+        return linear_cross_entropy(hidden, weight, targets, token_weight, softcap=softcap)
+    logits = head(hidden).float()
+    if softcap:
+        logits = torch.tanh(logits / softcap) * softcap
+    token_loss = F.cross_entropy(logits, targets, reduction="none")
+    return (token_loss if token_weight is None else token_loss * token_weight).sum()
+
+
 class StudentModule(nn.Module):
     """What the Trainer optimises: the student's model, its soft prompt and any extra modules."""
 
@@ -129,15 +160,13 @@ class StudentModule(nn.Module):
         hidden = decoder_out.last_hidden_state[:, prefix:-1]
         targets = labels[:, 1:]
         selected = targets != IGNORE_INDEX
-        logits = self.model.get_output_embeddings()(hidden[selected]).float()
+        token_weight = weight[:, None].expand_as(targets)[selected] if weight is not None else None
         cap = getattr(self.model.config, "final_logit_softcapping", None)
-        if cap:
-            logits = torch.tanh(logits / cap) * cap
-        token_loss = F.cross_entropy(logits, targets[selected], reduction="none")
-        if weight is not None:
-            token_loss = token_loss * weight[:, None].expand_as(targets)[selected]
+        loss_sum = completion_loss_sum(
+            self.model.get_output_embeddings(), hidden[selected], targets[selected], token_weight, cap
+        )
         return SFTOutput(
-            loss_sum=token_loss.sum(),
+            loss_sum=loss_sum,
             num_tokens=selected.sum(),
             last_hidden_state=decoder_out.last_hidden_state,
             hidden_states=decoder_out.hidden_states if output_hidden_states else None,
@@ -145,7 +174,8 @@ class StudentModule(nn.Module):
         )
 
 
-def training_arguments(train: TrainConfig, output_dir: str | Path) -> TrainingArguments:
+def training_arguments(train: TrainConfig, output_dir: str | Path, precision: ResolvedPrecision) -> TrainingArguments:
+    """``TrainingArguments`` for ``train``; ``precision`` is ``train.precision`` resolved for the model."""
     return TrainingArguments(
         output_dir=str(output_dir),
         max_steps=train.max_steps,
@@ -163,7 +193,7 @@ def training_arguments(train: TrainConfig, output_dir: str | Path) -> TrainingAr
         save_steps=train.save_steps or 500,
         save_total_limit=train.save_total_limit,
         seed=train.seed,
-        bf16=train.bf16,
+        **trainer_flags(precision),
         use_cpu=not torch.accelerator.is_available(),  # multi-process CPU runs then use gloo DDP
         report_to="none",
         remove_unused_columns=False,
@@ -191,9 +221,11 @@ class SFTTrainer(Trainer):
         self.train_config = train
         self.method_config = method_config
         self._step_logs: dict[str, list[float]] = defaultdict(list)
+        precision = resolve_precision(train.precision, student.model, training_device(), key="train.precision")
+        announce(precision, "training")
         super().__init__(
             model=StudentModule(student, extra_modules),
-            args=training_arguments(train, output_dir),
+            args=training_arguments(train, output_dir, precision),
             train_dataset=rows,
             data_collator=Collator(student.tokenizer.pad_token_id),
         )

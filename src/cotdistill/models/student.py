@@ -30,6 +30,7 @@ from torch import nn
 
 from cotdistill.console import progress as progress_bar
 from cotdistill.errors import CotDistillError
+from cotdistill.precision import Precision, announce, autocast, resolve_precision
 
 STUDENT_FILE = "student.json"
 SOFT_PROMPT_DIR = "soft_prompt"
@@ -143,11 +144,14 @@ class Student:
         batch_size: int = 16,
         stop: Sequence[str] | None = None,
         progress: bool = True,
+        precision: Precision | str = Precision.AUTO,
     ) -> list[list[str]]:
         """``num_samples`` completions per prompt (greedy at temperature 0, else sampled).
 
         Prompts are batched longest-first with left padding and the KV cache; each completion is
-        cut at EOS and at the first stop string. Returns one list per prompt, in prompt order.
+        cut at EOS and at the first stop string. ``precision`` (``cotdistill.precision``) is
+        resolved for the model and device; bf16/fp16 autocast the forward passes, the weights stay
+        as they are. Returns one list per prompt, in prompt order.
         """
         from transformers import GenerationConfig
 
@@ -169,15 +173,18 @@ class Student:
         )
         results: list[list[str]] = [[] for _ in prompts]
         batches = [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
+        resolved = resolve_precision(precision, self.model, self.device, purpose="generate", key="precision")
+        announce(resolved, "generation")
         was_training = self.model.training
         self.model.eval()
         try:
-            for batch in progress_bar(batches, desc="generate", disable=not progress):
-                texts = self._generate_batch([encoded[i] for i in batch], config, stop)
-                per = config.num_return_sequences
-                for j, index in enumerate(batch):
-                    chunk = texts[j * per : (j + 1) * per]
-                    results[index] = chunk if sampling else chunk * num_samples
+            with autocast(resolved, self.device):
+                for batch in progress_bar(batches, desc="generate", disable=not progress):
+                    texts = self._generate_batch([encoded[i] for i in batch], config, stop)
+                    per = config.num_return_sequences
+                    for j, index in enumerate(batch):
+                        chunk = texts[j * per : (j + 1) * per]
+                        results[index] = chunk if sampling else chunk * num_samples
         finally:
             self.model.train(was_training)
         return results

@@ -12,7 +12,8 @@ from torch.nn import functional as F
 
 
 class DomainDiscriminator(nn.Module):
-    """MLP (B, in_features) -> logits (B, num_domains); computes in fp32 whatever the input dtype."""
+    """MLP (B, in_features) -> logits (B, num_domains); computes in fp32 whatever the input dtype
+    (autocast is switched off inside, so its linears stay fp32 in a bf16/fp16 run)."""
 
     def __init__(
         self, in_features: int, num_domains: int, hidden_size: int = 128, num_layers: int = 2, dropout: float = 0.1
@@ -32,7 +33,8 @@ class DomainDiscriminator(nn.Module):
         self.num_domains = num_domains
 
     def forward(self, features: torch.Tensor) -> torch.Tensor:
-        return self.net(features.float())
+        with torch.autocast(device_type=features.device.type, enabled=False):
+            return self.net(features.float())
 
 
 def per_domain_mean(losses: torch.Tensor, domain_ids: torch.Tensor, num_domains: int) -> torch.Tensor:

@@ -13,6 +13,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol, runtime_checkable
 
+from cotdistill.precision import PRECISION_HELP, Precision, legacy_precision
 from cotdistill.registry import Registry, did_you_mean
 
 
@@ -98,8 +99,11 @@ class TeacherConfig:
     )
     batch_size: int = field(default=8, metadata={"help": "hf: prompts per generate() call"})
     device: str = field(default="auto", metadata={"help": "hf: cpu, cuda, cuda:1, ... or auto"})
-    dtype: Literal["auto", "float32", "bfloat16", "float16"] = field(
-        default="auto", metadata={"help": "hf: weights dtype (auto: float32 on CPU, bfloat16 on GPU)"}
+    precision: Precision = field(
+        default=Precision.AUTO, metadata={"help": f"hf: weights and compute precision: {PRECISION_HELP}"}
+    )
+    dtype: Literal["auto", "float32", "bfloat16", "float16"] | None = field(
+        default=None, metadata={"help": "deprecated: write precision (fp32, bf16, fp16 or auto)"}
     )
     gguf_file: str | None = field(default=None, metadata={"help": "hf: a .gguf file inside `model` to load from"})
     trust_remote_code: bool = field(
@@ -110,6 +114,9 @@ class TeacherConfig:
 
     def __post_init__(self) -> None:
         import cotdistill.teachers  # noqa: F401  (registers the built-in backends)
+
+        self.precision = legacy_precision("dtype", self.dtype, self.precision)
+        self.dtype = None
 
         if self.backend not in TEACHERS:
             known = TEACHERS.names()

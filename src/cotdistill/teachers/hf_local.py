@@ -6,7 +6,10 @@ prompt length so batches pad little, and generated ``cfg.batch_size`` prompts at
 has one (else a plain ``Role: text`` transcript). Generation stops at EOS or a stop string and
 texts are trimmed at the first stop string. Sampling is seeded per call from ``cfg.seed``
 without disturbing the caller's global RNG. A batch that raises (e.g. out of memory) comes back
-as error results for its requests; the other batches still run.
+as error results for its requests; the other batches still run. ``cfg.precision`` is resolved
+for the model's config and device (``cotdistill.precision``) and the frozen weights are loaded in
+that dtype (bf16 on a bf16 CPU or GPU for models wide enough, else fp32); a model passed in is
+used as it is.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from cotdistill.errors import ConfigError
+from cotdistill.precision import announce, resolve_precision
 from cotdistill.teachers.base import (
     CompletionRequest,
     CompletionResult,
@@ -152,27 +156,25 @@ def _resolve_device(device: str) -> str:
 
 
 def _load(cfg: TeacherConfig, device: torch.device) -> tuple[Any, Any]:
-    import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
 
     from cotdistill.models.pull import resolve_model
 
     name = resolve_model(cfg.model)
-    if cfg.dtype == "auto":
-        dtype = torch.bfloat16 if device.type == "cuda" else torch.float32
-    else:
-        dtype = getattr(torch, cfg.dtype)
     extra = {"gguf_file": cfg.gguf_file} if cfg.gguf_file else {}
     try:
+        config = AutoConfig.from_pretrained(name, trust_remote_code=cfg.trust_remote_code, **extra)
+        precision = resolve_precision(cfg.precision, config, device, purpose="generate", key="teacher.precision")
         tokenizer = AutoTokenizer.from_pretrained(name, trust_remote_code=cfg.trust_remote_code, **extra)
         model = AutoModelForCausalLM.from_pretrained(
-            name, dtype=dtype, trust_remote_code=cfg.trust_remote_code, **extra
+            name, dtype=precision.dtype, trust_remote_code=cfg.trust_remote_code, **extra
         )
     except (OSError, ValueError) as exc:
         raise ConfigError(
             f"teacher.model: cannot load HF model {cfg.model!r}: {exc}. Give a local directory "
             "(e.g. the one `cotdistill models pull smollm2-135m-instruct` writes); the hub is not reachable here."
         ) from None
+    announce(precision, "hf teacher")
     return model.to(device), tokenizer
 
 

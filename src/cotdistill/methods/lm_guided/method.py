@@ -20,6 +20,7 @@ from cotdistill.methods.lm_guided.reasoner import Reasoner, ReasonerConfig, defa
 from cotdistill.methods.lm_guided.rewarder import RewardConfig, Rewarder
 from cotdistill.methods.lm_guided.rl import RLConfig, train_grpo
 from cotdistill.methods.sft import SFT, SFTConfig
+from cotdistill.precision import Precision
 from cotdistill.teachers import TeacherConfig, build_teacher
 
 
@@ -62,7 +63,8 @@ class LMGuided:
             rows = rl_rows(
                 data.labelled, lambda e: student.prompt(guided_example(e).question, data.instruction(e.domain))
             )
-            rl = RLConfig(**{**vars(config.rl), "seed": train.seed})
+            precision = train.precision if config.rl.precision is Precision.AUTO else config.rl.precision
+            rl = RLConfig(**{**vars(config.rl), "seed": train.seed, "precision": precision})
             student.model = train_grpo(
                 student.model,
                 student.tokenizer,

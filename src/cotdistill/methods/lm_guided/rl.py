@@ -20,6 +20,15 @@ import torch
 
 from cotdistill.io import atomic_write_text
 from cotdistill.methods.lm_guided.rewarder import Rewarder
+from cotdistill.precision import (
+    PRECISION_HELP,
+    Precision,
+    announce,
+    legacy_precision,
+    resolve_precision,
+    trainer_flags,
+    training_device,
+)
 
 log = logging.getLogger(__name__)
 
@@ -40,10 +49,13 @@ class RLConfig:
     loss_type: str = field(default="dapo", metadata={"help": "TRL GRPO loss: grpo | dr_grpo | dapo | bnpo | ..."})
     logging_steps: int = field(default=1, metadata={"help": "log rewards every N steps"})
     save_steps: int = field(default=10, metadata={"help": "checkpoint every N steps (resume continues from the last)"})
-    bf16: bool | None = field(default=None, metadata={"help": "bf16 mixed precision (default: on CUDA with bf16 only)"})
+    precision: Precision = field(default=Precision.AUTO, metadata={"help": PRECISION_HELP})
+    bf16: bool | None = field(default=None, metadata={"help": "deprecated: write precision: bf16 (or fp32)"})
     seed: int = field(default=0, metadata={"help": "seed for sampling and data order"})
 
     def __post_init__(self) -> None:
+        self.precision = legacy_precision("bf16", self.bf16, self.precision)
+        self.bf16 = None
         for name in ("max_steps", "prompts_per_step", "max_completion_length", "logging_steps", "save_steps"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
@@ -55,10 +67,12 @@ class RLConfig:
             raise ValueError(f"need lr > 0 and beta >= 0, got lr={self.lr}, beta={self.beta}")
 
 
-def grpo_config(cfg: RLConfig, output_dir: Path, reward_weights: list[float]) -> Any:
+def grpo_config(cfg: RLConfig, output_dir: Path, reward_weights: list[float], model: Any = None) -> Any:
+    """TRL ``GRPOConfig`` for ``cfg``; ``cfg.precision`` is resolved for ``model`` (announced once)."""
     from trl import GRPOConfig
 
-    bf16 = cfg.bf16 if cfg.bf16 is not None else bool(torch.cuda.is_available() and torch.cuda.is_bf16_supported())
+    precision = resolve_precision(cfg.precision, model, training_device(), key="rl.precision")
+    announce(precision, "grpo training")
     return GRPOConfig(
         output_dir=str(output_dir / "checkpoints"),
         max_steps=cfg.max_steps,
@@ -74,7 +88,7 @@ def grpo_config(cfg: RLConfig, output_dir: Path, reward_weights: list[float]) ->
         save_steps=cfg.save_steps,
         save_only_model=False,
         gradient_checkpointing=False,
-        bf16=bf16,
+        **trainer_flags(precision),
         use_cpu=not torch.cuda.is_available(),
         report_to="none",
         seed=cfg.seed,
@@ -114,7 +128,7 @@ def train_grpo(
     trainer = GRPOTrainer(
         model=model,
         reward_funcs=rewarder.trl_reward_funcs(),
-        args=grpo_config(cfg, output_dir, rewarder.weights()),
+        args=grpo_config(cfg, output_dir, rewarder.weights(), model),
         train_dataset=Dataset.from_list(rows),
         processing_class=tokenizer,
     )

@@ -20,6 +20,14 @@ from typing import Any, Literal
 from cotdistill.methods.redis.pairs import PreferencePair, SFTItem
 from cotdistill.models import LoraSettings, Student
 from cotdistill.models.lora import apply_lora
+from cotdistill.precision import (
+    PRECISION_HELP,
+    Precision,
+    announce,
+    resolve_precision,
+    trainer_flags,
+    training_device,
+)
 
 log = logging.getLogger(__name__)
 
@@ -36,8 +44,10 @@ class TrainSettings:
     grad_accum: int = field(default=1, metadata={"help": "gradient accumulation steps"})
     max_length: int = field(default=1024, metadata={"help": "longest prompt + completion in tokens (longer: cut)"})
     seed: int = field(default=0, metadata={"help": "training seed"})
+    precision: Precision = field(default=Precision.AUTO, metadata={"help": PRECISION_HELP})
 
     def __post_init__(self) -> None:
+        self.precision = Precision(self.precision)
         for name in ("sft_epochs", "align_epochs", "sft_lr", "align_lr", "beta"):
             if getattr(self, name) <= 0:
                 raise ValueError(f"{name} must be > 0, got {getattr(self, name)}")
@@ -46,7 +56,12 @@ class TrainSettings:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
 
 
-def _common_args(settings: TrainSettings, output_dir: Path, epochs: float, lr: float) -> dict[str, Any]:
+def _common_args(
+    student: Student, settings: TrainSettings, output_dir: Path, epochs: float, lr: float
+) -> dict[str, Any]:
+    """Arguments every TRL config here shares; the precision is ``settings.precision`` resolved for the student."""
+    precision = resolve_precision(settings.precision, student.model, training_device(), key="train.precision")
+    announce(precision, "redis training")
     return {
         "output_dir": str(output_dir),
         "num_train_epochs": epochs,
@@ -58,8 +73,7 @@ def _common_args(settings: TrainSettings, output_dir: Path, epochs: float, lr: f
         "logging_steps": 10,
         "save_strategy": "no",
         "report_to": [],
-        "bf16": False,
-        "fp16": False,
+        **trainer_flags(precision),
         "gradient_checkpointing": False,
         "lr_scheduler_type": "linear",
         "warmup_steps": 0,
@@ -109,7 +123,7 @@ def sft(
     _trainable(student, lora)
     dataset = Dataset.from_list(tokenize_sft(student, items, settings.max_length))
     args = SFTConfig(
-        **_common_args(settings, Path(output_dir), settings.sft_epochs, settings.sft_lr),
+        **_common_args(student, settings, Path(output_dir), settings.sft_epochs, settings.sft_lr),
         completion_only_loss=False,
         dataset_kwargs={"skip_prepare_dataset": True},
         remove_unused_columns=False,
@@ -178,7 +192,7 @@ def align(
         return student
     _trainable(student, lora)
     dataset = Dataset.from_list(rows)
-    common = _common_args(settings, Path(output_dir), settings.align_epochs, settings.align_lr)
+    common = _common_args(student, settings, Path(output_dir), settings.align_epochs, settings.align_lr)
     if settings.align == "orpo":
         from trl.experimental.orpo import ORPOConfig, ORPOTrainer
 

@@ -64,7 +64,10 @@ class RedactingFilter(logging.Filter):
     """Rewrites each record's message with ``redact_text`` (attach it to a handler)."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        message = record.getMessage()
+        try:
+            message = record.getMessage()
+        except (TypeError, ValueError):  # a malformed call: let the handler report it as usual
+            return True
         cleaned = redact_text(message)
         if cleaned != message:
             record.msg, record.args = cleaned, None

@@ -33,6 +33,7 @@ log = logging.getLogger(__name__)
 STAGING_DIR = ".checkpoint-staging"
 INPUTS_FILE = "train_inputs.json"
 REQUIRED_FILES = ("student.json", "trainer_state.json")
+NAMES = {"tokenizer": "the tokenizer", "rows": "the training rows"}
 _CHECKPOINT = re.compile(r"^checkpoint-(\d+)$")
 
 
@@ -94,11 +95,10 @@ def check_resume_inputs(output_dir: Path, fingerprint: dict[str, Any], *, resumi
     path = output_dir / INPUTS_FILE
     if resuming and path.is_file():
         saved = json.loads(path.read_text(encoding="utf-8"))
-        changed = [key for key in ("tokenizer", "rows") if saved.get(key) != fingerprint[key]]
+        changed = [name for key, name in NAMES.items() if saved.get(key) != fingerprint[key]]
         if changed:
-            what = " and ".join("the tokenizer" if key == "tokenizer" else "the training data" for key in changed)
             raise CotDistillError(
-                f"{output_dir}: cannot resume: {what} differ from the checkpoint's "
+                f"{output_dir}: cannot resume: {' and '.join(changed)} changed since the checkpoint "
                 f"({saved.get('num_rows')} rows then, {fingerprint['num_rows']} now); "
                 "resume with the same data and student, or train into a new output directory"
             )

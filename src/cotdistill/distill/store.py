@@ -6,7 +6,7 @@ missing. A key gets a second record only to supersede a failed one (``error`` se
 ``pending`` sample its final verdict, or to revise a verdict (``revise``); readers return the
 latest record per key. A torn last line (a crash mid-write) is ignored by readers and cut off
 when the store is reopened for writing. A file holding two final records for one key (two
-writers at once, before output locks) is repaired on open: the latest record wins and the
+writers at once) is repaired on open: the latest record wins and the
 file is rewritten with one record per key.
 """
 

@@ -104,7 +104,7 @@ def test_a_kill_while_writing_a_checkpoint_never_blocks_the_resume(tmp_path, poi
     out = tmp_path / "train"
     script = textwrap.dedent(KILL_SCRIPT.format(tests=TESTS, point=point, out=str(out)))
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(Path(TESTS).parent / "src"), TESTS])}
-    done = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=300)
+    done = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=600)
     assert done.returncode == -signal.SIGKILL, done.stderr[-2000:]
     assert (out / "checkpoint-2").is_dir() and not (out / "checkpoint-4").exists()
     assert (out / STAGING_DIR / "checkpoint-4").is_dir(), "the kill hit the half-written checkpoint"

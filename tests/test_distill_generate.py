@@ -7,7 +7,8 @@ from collections.abc import Sequence
 
 import pytest
 
-from cotdistill.distill.generate import GenerateConfig, generate_rationales, stats_table
+from cotdistill.distill.generate import GenerateConfig, generate_rationales
+from cotdistill.distill.stats import stats_table
 from cotdistill.distill.store import load_kept, load_records
 from cotdistill.errors import ConfigError
 from cotdistill.tasks import Example, get_task
@@ -141,7 +142,7 @@ def test_resuming_with_other_sampling_settings_is_refused(tmp_path):
 def test_failed_questions_are_retried_not_rationalised(tmp_path):
     examples = questions(2)
     teacher = ScriptedTeacher(lambda request, i: None)
-    cfg = GenerateConfig(k=2, temperature=0.5, rationalize=True)
+    cfg = GenerateConfig(k=2, temperature=0.5, rationalize=True, max_failure_rate=1.0)
     stats = generate_rationales(cfg, examples, tmp_path, teacher=teacher, show_progress=False)
     assert not any(r.key.endswith(":hint") for r in teacher.requests)
     assert stats["total"]["errors"] == 8 and stats["total"]["kept"] == 0

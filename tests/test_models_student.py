@@ -14,14 +14,16 @@ from cotdistill.methods.data import Collator, make_row
 from cotdistill.methods.sft import StudentModule
 from cotdistill.models import LoraSettings, Student, StudentConfig, TinyConfig, load_student
 from cotdistill.models.student import plain_prompt
+from cotdistill.nn.soft_prompt import register_soft_prompt
 
 CORPUS = [f"What is {a} + {b}? {a} + {b} = {a + b}. The answer is {a + b}." for a in range(12) for b in range(12)]
 TINY = TinyConfig(hidden_size=32, num_layers=2, num_heads=2, intermediate_size=64, vocab_size=300)
 PROMPTS = ["What is 3 + 4?", "What is 10 + 11? Show the steps carefully please.", "x", "What is 7 + 1?"]
 
 
+@register_soft_prompt("toy_test")
 class ToySoftPrompt(nn.Module):
-    """A minimal soft prompt honouring the Student contract: (B, P, H), save/load."""
+    """A minimal soft prompt honouring the Student contract: (B, P, H), save/load, registered."""
 
     def __init__(self, length: int, hidden: int):
         super().__init__()

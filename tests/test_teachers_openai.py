@@ -35,11 +35,19 @@ def chat_reply(texts: list[str], prompt_tokens: int = 7, per_text: int = 3) -> d
 class FakeServer:
     """A threaded HTTP server answering POSTs with ``script(path, body, call_number) -> Reply``.
 
-    Records every request body and header, and the most requests ever in flight at once.
+    Records every request body and header, the most requests ever in flight at once and the
+    TCP connections accepted (``keep_alive`` speaks HTTP/1.1, so a client may reuse them).
     """
 
-    def __init__(self, script: Callable[[str, dict, int], Reply], max_requests: int = 500, port: int = 0):
+    def __init__(
+        self,
+        script: Callable[[str, dict, int], Reply],
+        max_requests: int = 500,
+        port: int = 0,
+        keep_alive: bool = False,
+    ):
         self.script = script
+        self.connections = 0
         self.max_requests = max_requests
         self.bodies: list[dict] = []
         self.headers: list[dict] = []
@@ -50,6 +58,13 @@ class FakeServer:
         server = self
 
         class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1" if keep_alive else "HTTP/1.0"
+
+            def setup(self) -> None:
+                super().setup()
+                with server.lock:
+                    server.connections += 1
+
             def do_POST(self) -> None:  # noqa: N802 (http.server API)
                 body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
                 with server.lock:

@@ -15,6 +15,7 @@ from collections.abc import Sequence
 
 from cotdistill import __version__
 from cotdistill.errors import CotDistillError
+from cotdistill.redaction import RedactingFilter, redact_text
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -47,13 +48,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         datefmt="%H:%M:%S",
     )
+    for handler in logging.getLogger().handlers:
+        if not any(isinstance(f, RedactingFilter) for f in handler.filters):
+            handler.addFilter(RedactingFilter())
     if not getattr(args, "func", None):
         parser.print_help()
         return 2
     try:
         return int(args.func(args) or 0)
     except CotDistillError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        print(f"error: {redact_text(str(exc))}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("interrupted; completed work is saved and the same command resumes it", file=sys.stderr)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import enum
+import math
 import types
 import typing
 from collections.abc import Mapping, Sequence
@@ -20,6 +21,7 @@ from typing import Any, TypeVar, get_args, get_origin, get_type_hints
 import yaml
 
 from cotdistill.errors import ConfigError
+from cotdistill.redaction import redact_text, strip_url_credentials
 from cotdistill.registry import did_you_mean
 
 C = TypeVar("C")
@@ -119,6 +121,8 @@ def _convert(tp: Any, value: Any, where: str, key: str) -> Any:
                 pass
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise ConfigError(f"{where}: '{key}' must be a number, got {value!r}")
+        if not math.isfinite(value):
+            raise ConfigError(f"{where}: '{key}' must be a finite number, got {value!r}")
         return float(value)
     if tp is str:
         if not isinstance(value, str):
@@ -128,7 +132,11 @@ def _convert(tp: Any, value: Any, where: str, key: str) -> Any:
 
 
 def to_dict(config: Any) -> Any:
-    """Plain-data view of a config (enums as values), suitable for YAML/JSON."""
+    """Plain-data view of a config (enums as values), suitable for YAML/JSON.
+
+    Credentials inside URLs (``http://user:KEY@host``) are left out, so no file written from a
+    config can hold them.
+    """
     if dataclasses.is_dataclass(config) and not isinstance(config, type):
         return {f.name: to_dict(getattr(config, f.name)) for f in dataclasses.fields(config)}
     if isinstance(config, enum.Enum):
@@ -137,15 +145,19 @@ def to_dict(config: Any) -> Any:
         return [to_dict(v) for v in config]
     if isinstance(config, Mapping):
         return {k: to_dict(v) for k, v in config.items()}
+    if isinstance(config, str):
+        return strip_url_credentials(config)
     return config
 
 
 def redact(data: Any) -> Any:
-    """Replace values of secret-looking keys (api_key, token, ...) with '***'."""
+    """Replace values of secret-looking keys (api_key, token, ...) with '***' and mask known secrets."""
     if isinstance(data, Mapping):
         return {k: ("***" if _is_secret(str(k)) and v else redact(v)) for k, v in data.items()}
     if isinstance(data, list):
         return [redact(v) for v in data]
+    if isinstance(data, str):
+        return redact_text(data)
     return data
 
 
@@ -156,11 +168,13 @@ def _is_secret(key: str) -> bool:
 
 
 def load_yaml(path: str | Path) -> dict[str, Any]:
+    from cotdistill.io import read_text
+
     path = Path(path)
     if not path.exists():
         raise ConfigError(f"{path}: config file does not exist")
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        data = yaml.safe_load(read_text(path))
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         line = f":{mark.line + 1}" if mark is not None else ""

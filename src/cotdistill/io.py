@@ -5,31 +5,54 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import shutil
 import tempfile
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
 
-from cotdistill.errors import DataError
+from cotdistill.errors import CotDistillError, DataError
 
 T = TypeVar("T")
 
 
+def iter_text_lines(path: str | os.PathLike) -> Iterator[tuple[int, str]]:
+    """Yield ``(line_number, text)`` of a UTF-8 file (lines keep their ``\\n``).
+
+    A missing file or bytes that are not UTF-8 raise DataError naming the file, the line and the
+    byte offset in the file.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise DataError("file does not exist" if not path.exists() else "not a file", path=str(path))
+    offset = 0
+    with path.open("rb") as handle:
+        for number, raw in enumerate(handle, start=1):
+            try:
+                yield number, raw.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                raise DataError(
+                    f"not UTF-8 text (byte 0x{raw[exc.start]:02x} at byte offset {offset + exc.start})",
+                    path=str(path),
+                    line=number,
+                ) from None
+            offset += len(raw)
+
+
+def read_text(path: str | os.PathLike) -> str:
+    """The whole text of a UTF-8 file (errors as in ``iter_text_lines``)."""
+    return "".join(line for _, line in iter_text_lines(path))
+
+
 def iter_jsonl(path: str | os.PathLike) -> Iterator[tuple[int, Any]]:
     """Yield ``(line_number, parsed_object)`` for each non-blank line; bad JSON raises DataError."""
-    path = Path(path)
-    if not path.exists():
-        raise DataError("file does not exist", path=str(path))
-    with path.open(encoding="utf-8") as handle:
-        for number, line in enumerate(handle, start=1):
-            if not line.strip():
-                continue
-            try:
-                yield number, json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise DataError(
-                    f"invalid JSON ({exc.msg} at column {exc.colno})", path=str(path), line=number
-                ) from None
+    for number, line in iter_text_lines(path):
+        if not line.strip():
+            continue
+        try:
+            yield number, json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise DataError(f"invalid JSON ({exc.msg} at column {exc.colno})", path=str(path), line=number) from None
 
 
 def read_records(
@@ -48,24 +71,21 @@ def read_records(
     path = Path(path)
     records: list[T] = []
     skipped = 0
-    if not path.exists():
-        raise DataError("file does not exist", path=str(path))
-    with path.open(encoding="utf-8") as handle:
-        for number, line in enumerate(handle, start=1):
-            if not line.strip():
-                continue
-            try:
-                records.append(parse(json.loads(line)))
-            except json.JSONDecodeError as exc:
-                if not skip_invalid:
-                    raise DataError(
-                        f"invalid JSON ({exc.msg} at column {exc.colno})", path=str(path), line=number
-                    ) from None
-                skipped += 1
-            except (KeyError, ValueError, TypeError) as exc:
-                if not skip_invalid:
-                    raise DataError(_describe(exc), path=str(path), line=number) from None
-                skipped += 1
+    for number, line in iter_text_lines(path):
+        if not line.strip():
+            continue
+        try:
+            records.append(parse(json.loads(line)))
+        except json.JSONDecodeError as exc:
+            if not skip_invalid:
+                raise DataError(
+                    f"invalid JSON ({exc.msg} at column {exc.colno})", path=str(path), line=number
+                ) from None
+            skipped += 1
+        except (KeyError, ValueError, TypeError) as exc:
+            if not skip_invalid:
+                raise DataError(_describe(exc), path=str(path), line=number) from None
+            skipped += 1
     if counter is not None:
         counter["skipped"] = counter.get("skipped", 0) + skipped
     if not records:
@@ -111,6 +131,31 @@ def atomic_write_text(path: str | os.PathLike, text: str) -> None:
 
 def atomic_write_json(path: str | os.PathLike, obj: Any) -> None:
     atomic_write_text(path, json.dumps(obj, indent=2, ensure_ascii=False, sort_keys=False) + "\n")
+
+
+def ensure_output_dir(path: str | os.PathLike) -> Path:
+    """Create the output directory ``path`` (and parents); one that is a file raises CotDistillError."""
+    path = Path(path)
+    for part in (path, *path.parents):
+        if part.exists() and not part.is_dir():
+            raise CotDistillError(f"{path}: output path {part} is a file, not a directory")
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def replace_directory(staging: str | os.PathLike, target: str | os.PathLike) -> None:
+    """Move the finished directory ``staging`` to ``target`` by rename, replacing any old ``target``.
+
+    Readers see the old directory or the new one, never a half-written one (both paths must be
+    on one file system).
+    """
+    staging, target = Path(staging), Path(target)
+    retired = target.with_name(f".{target.name}.old")
+    shutil.rmtree(retired, ignore_errors=True)
+    if target.exists():
+        os.replace(target, retired)
+    os.replace(staging, target)
+    shutil.rmtree(retired, ignore_errors=True)
 
 
 class JsonlAppender:

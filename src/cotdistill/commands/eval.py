@@ -37,6 +37,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def _eval(args: argparse.Namespace) -> int:
     from cotdistill.config import load_config, save_config
     from cotdistill.eval import EvalConfig, evaluate
+    from cotdistill.io import ensure_output_dir
     from cotdistill.models import StudentConfig, load_student
     from cotdistill.models.student import STUDENT_FILE, Student
     from cotdistill.report.runs import runs_of
@@ -54,6 +55,7 @@ def _eval(args: argparse.Namespace) -> int:
     output = args.output or (
         args.checkpoint / "eval" if args.checkpoint.is_dir() else Path("eval") / args.checkpoint.name
     )
+    ensure_output_dir(output)
     if (args.checkpoint / STUDENT_FILE).exists():
         student = Student.load(args.checkpoint)
     else:

@@ -2,7 +2,9 @@
 
 The recipe names the questions (an examples JSONL file, a suite directory, or a suite config
 built into ``DIR/suite``) and a ``generate:`` section (``GenerateConfig``: teacher, k,
-temperature, keep policy, ...). Killed runs resume with the same command. Example::
+temperature, keep policy, ...). Killed runs resume with the same command; a run where more
+than ``generate.max_failure_rate`` of the samples failed, or that the server refused (401, 403,
+404), exits non-zero after saving what it has. Example::
 
     questions: runs/suite              # or questions.jsonl, or a `suite:` config to build
     roles: [source]
@@ -23,6 +25,7 @@ temperature, keep policy, ...). Killed runs resume with the same command. Exampl
 from __future__ import annotations
 
 import argparse
+import json
 from pathlib import Path
 
 
@@ -42,8 +45,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def _run(args: argparse.Namespace) -> int:
     from cotdistill.config import load_config
-    from cotdistill.distill.generate import STATS_NAME, STORE_NAME, generate_rationales, stats_table
+    from cotdistill.distill.generate import STATS_NAME, STORE_NAME, GenerationFailedError, generate_rationales
     from cotdistill.distill.recipe import GenerateRecipe, select_questions
+    from cotdistill.distill.stats import stats_table
     from cotdistill.errors import ConfigError
 
     recipe = load_config(GenerateRecipe, args.recipe, args.overrides)
@@ -51,9 +55,13 @@ def _run(args: argparse.Namespace) -> int:
     examples, tasks, shots = select_questions(recipe, out_dir)
     if not examples:
         raise ConfigError(f"{args.recipe}: no questions selected (check questions, roles, domains, split)")
-    stats = generate_rationales(
-        recipe.generate, examples, out_dir, tasks=tasks, shots=shots, show_progress=not args.no_progress
-    )
+    try:
+        stats = generate_rationales(
+            recipe.generate, examples, out_dir, tasks=tasks, shots=shots, show_progress=not args.no_progress
+        )
+    except GenerationFailedError:
+        print(stats_table(json.loads((out_dir / STATS_NAME).read_text(encoding="utf-8"))))
+        raise
     print(stats_table(stats))
     print(f"\nteacher {stats['teacher']}; rationales: {out_dir / STORE_NAME}; stats: {out_dir / STATS_NAME}")
     return 0

@@ -2,6 +2,7 @@
 
 With no recipe the embedded default runs (``cotdistill/recipes/default.yaml``): a suite, oracle
 teacher rationales, a tiny student per method variant, evaluation and the comparison report.
+The output directory is locked for the run: a second run on it stops with an error naming the first.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def _run(args: argparse.Namespace) -> int:
     from cotdistill.errors import CotDistillError
+    from cotdistill.locking import output_lock
     from cotdistill.pipelines import load_recipe
 
     recipe_path, overrides = args.recipe, list(args.overrides)
@@ -34,11 +36,12 @@ def _run(args: argparse.Namespace) -> int:
         recipe_path, overrides = None, [recipe_path, *overrides]  # `cotdistill run key=value` without a recipe
     recipe = load_recipe(recipe_path, overrides)
     output = args.output or Path("runs") / Path(recipe.source).stem
-    if (output / RESOLVED_CONFIG).exists() and not args.resume:
-        raise CotDistillError(
-            f"{output} already holds a run; pass --resume to continue it, or --output DIR to start a new one"
-        )
-    print(f"running pipeline '{recipe.pipeline}' from {recipe.source} into {output}")
-    report_dir = recipe.cls().run(recipe.config, output, resume=args.resume)
+    with output_lock(output):
+        if (output / RESOLVED_CONFIG).exists() and not args.resume:
+            raise CotDistillError(
+                f"{output} already holds a run; pass --resume to continue it, or --output DIR to start a new one"
+            )
+        print(f"running pipeline '{recipe.pipeline}' from {recipe.source} into {output}")
+        report_dir = recipe.cls().run(recipe.config, output, resume=args.resume)
     print(f"done: {report_dir}")
     return 0

@@ -87,6 +87,7 @@ def load_examples(path: str | Path, *, need_rationale: bool) -> list:
 
 def _train(args: argparse.Namespace) -> int:
     from cotdistill.methods import TrainData, get_method
+    from cotdistill.methods.checkpoints import training_lock
     from cotdistill.models import load_student
 
     recipe = load_config(TrainRecipe, args.recipe, args.overrides)
@@ -95,12 +96,14 @@ def _train(args: argparse.Namespace) -> int:
     method_cfg = from_dict(method_cls.Config, recipe.method_args, where=args.recipe, prefix="method_args.")
     labelled = load_examples(recipe.data, need_rationale=True)
     unlabelled = load_examples(recipe.unlabelled, need_rationale=False) if recipe.unlabelled else []
-    output.mkdir(parents=True, exist_ok=True)
-    save_config(recipe, output / "train_config.yaml")
-    corpus = [f"{e.question} {e.rationale or e.answer}" for e in labelled] + [e.question for e in unlabelled]
-    student = load_student(recipe.student, corpus)
-    data = TrainData(labelled, unlabelled)
-    log.info("training %s on %d examples (%d unlabelled) -> %s", recipe.method, len(labelled), len(unlabelled), output)
-    method_cls().train(student, data, recipe.train, method_cfg, output, resume=args.resume)
+    with training_lock(output):
+        save_config(recipe, output / "train_config.yaml")
+        corpus = [f"{e.question} {e.rationale or e.answer}" for e in labelled] + [e.question for e in unlabelled]
+        student = load_student(recipe.student, corpus)
+        data = TrainData(labelled, unlabelled)
+        log.info(
+            "training %s on %d examples (%d unlabelled) -> %s", recipe.method, len(labelled), len(unlabelled), output
+        )
+        method_cls().train(student, data, recipe.train, method_cfg, output, resume=args.resume)
     print(f"trained student: {output / 'final'}")
     return 0

@@ -10,7 +10,9 @@ Policies (``KeepPolicy``):
 
 Samples that failed (``error``) or are empty are never kept. With ``dedupe``, a kept sample
 whose rationale equals (after whitespace normalisation) an earlier kept one is dropped.
-Every verdict comes with a short human-readable ``reason``.
+Every verdict comes with a short human-readable ``reason``. ``needs_all_samples`` says when a
+verdict depends on the question's other samples (a vote, dedupe), so it is final only once
+every sample of the question has arrived.
 """
 
 from __future__ import annotations
@@ -62,6 +64,11 @@ def decide(
                 seen[text] = sample.index
         verdicts.append(verdict)
     return verdicts
+
+
+def needs_all_samples(policy: KeepPolicy, *, has_gold: bool, dedupe: bool) -> bool:
+    """True when one sample's verdict depends on the others (majority vote or dedupe)."""
+    return dedupe or policy == "majority" or (policy == "correct" and not has_gold)
 
 
 def _winner(usable: Sequence[Sample], votes: Counter) -> str | None:

@@ -8,8 +8,9 @@ when no sample was correct (STaR). Writes into ``out_dir``:
 * ``rationales.jsonl``: one ``RationaleRecord`` per sample (``distill.store``), appended and
   fsynced per record, so a killed run restarted with the same arguments does only the missing
   work; samples whose request failed are retried on the next run;
-* ``stats.json``: per-domain ``asked`` (questions), ``answered``, ``kept``, ``accuracy``,
-  tokens and time, written atomically;
+* ``stats.json``: per-domain ``asked`` (questions), ``answered``, ``kept``, ``pending``,
+  ``accuracy``, tokens and time, and this run's ``asked``/``failed`` samples, written
+  atomically (also when the run stops early);
 * ``generate_config.yaml``: the resolved config (secrets redacted).
 """
 
@@ -24,12 +25,15 @@ from pathlib import Path
 from typing import Any, Literal
 
 from cotdistill.config import load_yaml, save_config, to_dict
-from cotdistill.console import format_table, progress
-from cotdistill.distill.filtering import KeepPolicy, Sample, decide
+from cotdistill.console import progress
+from cotdistill.distill.filtering import KeepPolicy
 from cotdistill.distill.prompts import DEFAULT_SYSTEM, Prompt, PromptStyle, build_prompt, select_shots, shot_candidates
+from cotdistill.distill.stats import summarize
 from cotdistill.distill.store import STORE_NAME, RationaleRecord, RationaleStore
-from cotdistill.errors import ConfigError
+from cotdistill.distill.verdicts import hint_due, store_verdicts
+from cotdistill.errors import ConfigError, CotDistillError
 from cotdistill.io import atomic_write_json
+from cotdistill.locking import output_lock
 from cotdistill.tasks import Example, Task, get_task
 from cotdistill.teachers import CompletionRequest, CompletionResult, Teacher, TeacherConfig, build_teacher
 
@@ -69,6 +73,13 @@ class GenerateConfig:
         metadata={"help": "system/header text; {instruction} becomes the domain's answer instruction"},
     )
     batch_size: int = field(default=32, metadata={"help": "questions sent to the teacher per call"})
+    max_failure_rate: float = field(
+        default=0.5,
+        metadata={
+            "help": "stop and exit non-zero once more than this share of the run's samples failed "
+            "(checked after every batch; what succeeded is kept; 1 never stops)"
+        },
+    )
     seed: int = field(default=0, metadata={"help": "seed for the choice of shots"})
 
     def __post_init__(self) -> None:
@@ -79,6 +90,8 @@ class GenerateConfig:
             raise ValueError(f"num_shots must be >= 0, got {self.num_shots}")
         if self.temperature < 0:
             raise ValueError(f"temperature must be >= 0, got {self.temperature}")
+        if not 0.0 <= self.max_failure_rate <= 1.0:
+            raise ValueError(f"max_failure_rate must be in [0, 1], got {self.max_failure_rate}")
         if self.k > 1 and self.temperature == 0 and self.teacher.backend != "oracle":
             logger.warning("k=%d samples at temperature 0 are usually identical; dedupe will drop them", self.k)
         if "{instruction}" not in self.system:
@@ -97,6 +110,29 @@ class _Job:
     results: dict[int, tuple[str, str | None, Prompt, CompletionResult]] = field(default_factory=dict)
 
 
+class GenerationFailedError(CotDistillError):
+    """Too many teacher samples failed; what succeeded is stored and the same command resumes."""
+
+
+@dataclass
+class _Tally:
+    """This run's teacher samples: how many were asked for and how many failed."""
+
+    asked: int = 0
+    failed: int = 0
+    first_error: str | None = None
+
+    def add(self, records: Sequence[RationaleRecord]) -> None:
+        self.asked += len(records)
+        for record in records:
+            if record.error is not None:
+                self.failed += 1
+                self.first_error = self.first_error or record.error
+
+    def too_many_failed(self, limit: float) -> bool:
+        return self.asked > 0 and self.failed / self.asked > limit
+
+
 def generate_rationales(
     cfg: GenerateConfig,
     examples: Sequence[Example],
@@ -112,29 +148,64 @@ def generate_rationales(
     ``shots`` maps a domain to examples with rationales to use as worked shots (default: the
     domain's own examples, never the question itself). ``tasks`` maps a domain to the Task that
     scores it (default: ``get_task(example.meta.get("task", example.domain))``). Re-running with
-    the same arguments resumes: stored samples are skipped, failed ones retried.
+    the same arguments resumes: stored samples are skipped, failed ones retried. ``out_dir`` is
+    locked for the run (``locking.output_lock``). When more than ``cfg.max_failure_rate`` of
+    this run's samples failed (checked after every batch), the run stops, writes its stats and
+    raises ``GenerationFailedError``; a refusing teacher raises ``TeacherRefusedError`` at once.
     """
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    _check_unique(examples)
-    _check_resumable(cfg, out_dir)
-    save_config(cfg, out_dir / CONFIG_NAME)
-    teacher = teacher if teacher is not None else build_teacher(cfg.teacher)
+    with output_lock(out_dir) as out_dir:
+        _check_unique(examples)
+        _check_resumable(cfg, out_dir)
+        save_config(cfg, out_dir / CONFIG_NAME)
+        owned = teacher is None
+        teacher = build_teacher(cfg.teacher) if teacher is None else teacher
+        try:
+            return _generate(cfg, examples, out_dir, teacher, shots, tasks, show_progress)
+        finally:
+            if owned and hasattr(teacher, "close"):
+                teacher.close()
+
+
+def _generate(
+    cfg: GenerateConfig,
+    examples: Sequence[Example],
+    out_dir: Path,
+    teacher: Teacher,
+    shots: Mapping[str, Sequence[Example]] | None,
+    tasks: Mapping[str, Task] | None,
+    show_progress: bool,
+) -> dict[str, Any]:
     scorers = _resolve_tasks(examples, tasks)
     candidates = _shot_candidates(examples, shots, cfg)
     started = time.perf_counter()
+    tally = _Tally()
     with RationaleStore(out_dir / STORE_NAME) as store:
-        jobs = [_plan(cfg, store, e, scorers[e.domain], candidates.get(e.domain, [])) for e in examples]
-        todo = [job for job in jobs if job.base or job.hinted]
-        bar = progress(range(len(examples)), total=len(examples), desc="rationales", disable=not show_progress)
-        bar.update(len(examples) - len(todo))
-        for start in range(0, len(todo), cfg.batch_size):
-            batch = todo[start : start + cfg.batch_size]
-            _run_batch(cfg, teacher, store, batch)
-            bar.update(len(batch))
-        bar.close()
-        stats = summarize(store.records(), wall_s=time.perf_counter() - started, teacher=teacher.id)
-    atomic_write_json(out_dir / STATS_NAME, stats)
+        try:
+            jobs = [_plan(cfg, store, e, scorers[e.domain], candidates.get(e.domain, [])) for e in examples]
+            todo = [job for job in jobs if job.base or job.hinted]
+            for job in jobs:
+                if not (job.base or job.hinted):
+                    _store_job(cfg, teacher, store, job)  # finalises verdicts a killed run left pending
+            bar = progress(range(len(examples)), total=len(examples), desc="rationales", disable=not show_progress)
+            bar.update(len(examples) - len(todo))
+            for start in range(0, len(todo), cfg.batch_size):
+                batch = todo[start : start + cfg.batch_size]
+                tally.add(_run_batch(cfg, teacher, store, batch))
+                bar.update(len(batch))
+                if tally.too_many_failed(cfg.max_failure_rate):
+                    break
+            bar.close()
+        finally:
+            run = {"asked": tally.asked, "failed": tally.failed}
+            stats = summarize(store.records(), wall_s=time.perf_counter() - started, teacher=teacher.id, run=run)
+            atomic_write_json(out_dir / STATS_NAME, stats)
+    if tally.too_many_failed(cfg.max_failure_rate):
+        raise GenerationFailedError(
+            f"{tally.failed} of {tally.asked} teacher samples failed in this run (more than "
+            f"generate.max_failure_rate={cfg.max_failure_rate:g}); first error: {tally.first_error}. "
+            f"What succeeded is saved in {out_dir / STORE_NAME} (stats: {out_dir / STATS_NAME}); "
+            "fix the teacher and rerun the same command to retry the failed samples"
+        )
     return stats
 
 
@@ -187,7 +258,7 @@ def _shot_candidates(
 
 def _plan(cfg: GenerateConfig, store: RationaleStore, example: Example, task: Task, pool: list[Example]) -> _Job:
     shots = select_shots(pool, cfg.num_shots, exclude_id=example.id)
-    base = [i for i in range(cfg.k) if store.can_write((example.id, i))]
+    base = [i for i in range(cfg.k) if not store.has_sample((example.id, i))]
     job = _Job(example, task, shots, base)
     if not base and _wants_hint(cfg, store, job):
         job.hinted = _hint_indices(cfg, store, example)
@@ -200,20 +271,16 @@ def _wants_hint(cfg: GenerateConfig, store: RationaleStore, job: _Job) -> bool:
     Looks at the question's first-attempt samples, stored and just generated (failed ones
     do not count: a question whose requests all failed is retried, not rationalised).
     """
-    if not (cfg.rationalize and cfg.keep == "correct" and job.example.answer):
-        return False
-    verdicts = [
-        bool(r.correct)
-        for r in store.samples_of(job.example.id)
-        if r.sample_index < cfg.k and r.error is None and r.sample_index not in job.results
-    ]
-    verdicts += [bool(_score(cfg, job, text)[1]) for i, (text, error, _, _) in job.results.items() if error is None]
-    return bool(verdicts) and not any(verdicts)
+    stored = [r for r in store.samples_of(job.example.id) if r.sample_index not in job.results]
+    fresh = [bool(_score(cfg, job, text)[1]) for text, error, _, _ in job.results.values() if error is None]
+    return hint_due(
+        cfg, job.example, [bool(r.correct) for r in stored if r.error is None and r.sample_index < cfg.k] + fresh
+    )
 
 
 def _hint_indices(cfg: GenerateConfig, store: RationaleStore, example: Example) -> list[int]:
     indices = range(cfg.k, cfg.k + cfg.rationalize_samples)
-    return [i for i in indices if store.can_write((example.id, i))]
+    return [i for i in indices if not store.has_sample((example.id, i))]
 
 
 def _request(cfg: GenerateConfig, job: _Job, n: int, *, hint: bool) -> tuple[Prompt, CompletionRequest]:
@@ -244,28 +311,35 @@ def _request(cfg: GenerateConfig, job: _Job, n: int, *, hint: bool) -> tuple[Pro
     return prompt, request
 
 
-def _run_batch(cfg: GenerateConfig, teacher: Teacher, store: RationaleStore, batch: list[_Job]) -> None:
-    """Base samples for the batch, then hinted samples where none was correct; then store all."""
+def _run_batch(
+    cfg: GenerateConfig, teacher: Teacher, store: RationaleStore, batch: list[_Job]
+) -> list[RationaleRecord]:
+    """Base samples for the batch, then hinted samples where none was correct; then store all.
+
+    Returns the new records (failed ones have ``error`` set).
+    """
     _ask(cfg, teacher, [(job, job.base) for job in batch if job.base], hint=False)
     for job in batch:
         if job.base and _wants_hint(cfg, store, job):
             job.hinted = _hint_indices(cfg, store, job.example)
     _ask(cfg, teacher, [(job, job.hinted) for job in batch if job.hinted], hint=True)
-    for job in batch:
-        _store_job(cfg, teacher, store, job)
+    return [record for job in batch for record in _store_job(cfg, teacher, store, job)]
 
 
 def _ask(cfg: GenerateConfig, teacher: Teacher, wanted: list[tuple[_Job, list[int]]], *, hint: bool) -> None:
+    """Ask the teacher; an empty completion counts as a failed sample (retried by the next run)."""
     if not wanted:
         return
     prompts, requests = zip(*(_request(cfg, job, len(indices), hint=hint) for job, indices in wanted))
     results = teacher.complete(list(requests))
     for (job, indices), prompt, result in zip(wanted, prompts, results):
         for position, index in enumerate(indices):
-            if position < len(result.texts):
-                job.results[index] = (result.texts[position], None, prompt, result)
-            else:
+            if position >= len(result.texts):
                 job.results[index] = ("", result.error or "the teacher returned too few samples", prompt, result)
+            elif not result.texts[position].strip():
+                job.results[index] = ("", "empty completion", prompt, result)
+            else:
+                job.results[index] = (result.texts[position], None, prompt, result)
 
 
 def _score(cfg: GenerateConfig, job: _Job, text: str) -> tuple[str | None, bool | None]:
@@ -276,98 +350,40 @@ def _score(cfg: GenerateConfig, job: _Job, text: str) -> tuple[str | None, bool 
     return prediction, score.strict if cfg.match == "strict" else score.flexible
 
 
-def _store_job(cfg: GenerateConfig, teacher: Teacher, store: RationaleStore, job: _Job) -> None:
-    """Decide over every sample of the question (stored and new) and append the new records."""
-    samples: dict[int, Sample] = {
-        r.sample_index: Sample(r.sample_index, r.rationale, r.prediction, r.correct, r.error, r.rationalized)
-        for r in store.samples_of(job.example.id)
-    }
-    for index, (text, error, _, _) in job.results.items():
-        prediction, correct = _score(cfg, job, text) if error is None else (None, None)
-        samples[index] = Sample(index, text.strip(), prediction, correct, error, rationalized=index >= cfg.k)
-    ordered = [samples[i] for i in sorted(samples)]
-    verdicts = decide(ordered, cfg.keep, has_gold=bool(job.example.answer), min_votes=cfg.min_votes, dedupe=cfg.dedupe)
-    for sample, verdict in zip(ordered, verdicts):
-        if sample.index not in job.results:
-            continue
-        _, _, prompt, result = job.results[sample.index]
-        shared_by = max(len(result.texts), 1)
-        store.append(
-            RationaleRecord(
-                example_id=job.example.id,
-                domain=job.example.domain,
-                question=job.example.question,
-                gold=job.example.answer,
-                sample_index=sample.index,
-                rationale=sample.text,
-                prediction=sample.prediction,
-                correct=sample.correct,
-                kept=verdict.kept,
-                reason=verdict.reason,
-                teacher=teacher.id,
-                prompt_hash=prompt.hash,
-                sampling={
-                    "k": cfg.k,
-                    "temperature": cfg.temperature,
-                    "max_tokens": cfg.max_tokens,
-                    "style": cfg.style,
-                    "num_shots": len(job.shots),
-                    "hint": sample.rationalized,
-                },
-                usage=dict(result.usage, shared_by=shared_by),
-                latency_s=result.latency_s,
-                rationalized=sample.rationalized,
-                error=sample.error,
-            )
-        )
+def _store_job(cfg: GenerateConfig, teacher: Teacher, store: RationaleStore, job: _Job) -> list[RationaleRecord]:
+    """Store the question's new samples with their verdicts (``distill.verdicts``); returns them."""
+    fresh = {index: _record(cfg, teacher, job, index) for index in sorted(job.results)}
+    return store_verdicts(cfg, store, job.example, fresh)
 
 
-def summarize(records: Sequence[RationaleRecord], *, wall_s: float, teacher: str) -> dict[str, Any]:
-    """Per-domain and total figures over stored records.
-
-    ``asked``: questions asked; ``answered``: questions with at least one sample whose answer
-    could be extracted; ``kept``: kept samples; ``questions_kept``: questions with one or more
-    kept; ``accuracy``: correct / scored first-attempt samples of labelled questions (None when
-    there are none); tokens are the requests' usage split over the samples they produced;
-    ``teacher_s``: summed request latency (overlapping requests count in full).
-    """
-    groups: dict[str, list[RationaleRecord]] = defaultdict(list)
-    for record in records:
-        groups[record.domain].append(record)
-    domains = {name: _domain_stats(rows) for name, rows in sorted(groups.items())}
-    total = _domain_stats(list(records))
-    return {"teacher": teacher, "wall_s": round(wall_s, 3), "domains": domains, "total": total}
-
-
-def _domain_stats(rows: Sequence[RationaleRecord]) -> dict[str, Any]:
-    questions = {r.example_id for r in rows}
-    answered = {r.example_id for r in rows if r.prediction is not None}
-    scored = [r for r in rows if not r.rationalized and r.error is None and r.correct is not None]
-    share = [(r.usage, max(int(r.usage.get("shared_by", 1)), 1)) for r in rows]
-    return {
-        "asked": len(questions),
-        "samples": len(rows),
-        "answered": len(answered),
-        "kept": sum(r.kept for r in rows),
-        "questions_kept": len({r.example_id for r in rows if r.kept}),
-        "accuracy": round(sum(bool(r.correct) for r in scored) / len(scored), 4) if scored else None,
-        "errors": sum(r.error is not None for r in rows),
-        "rationalized_kept": sum(r.kept and r.rationalized for r in rows),
-        "prompt_tokens": round(sum(u.get("prompt_tokens", 0) / n for u, n in share)),
-        "completion_tokens": round(sum(u.get("completion_tokens", 0) / n for u, n in share)),
-        "teacher_s": round(sum(r.latency_s / n for r, (_, n) in zip(rows, share)), 3),
-    }
-
-
-STATS_COLUMNS = ("asked", "answered", "kept", "questions_kept", "accuracy", "errors", "completion_tokens", "teacher_s")
-
-
-def stats_table(stats: Mapping[str, Any]) -> str:
-    """The per-domain stats as a plain-text table (one row per domain plus the total)."""
-    rows = [[name, *(_cell(d[c]) for c in STATS_COLUMNS)] for name, d in stats["domains"].items()]
-    rows.append(["total", *(_cell(stats["total"][c]) for c in STATS_COLUMNS)])
-    return format_table(["domain", *STATS_COLUMNS], rows)
-
-
-def _cell(value: Any) -> Any:
-    return "-" if value is None else value
+def _record(cfg: GenerateConfig, teacher: Teacher, job: _Job, index: int) -> RationaleRecord:
+    """The record of a new sample, scored, without a verdict yet (``kept`` false)."""
+    text, error, prompt, result = job.results[index]
+    prediction, correct = _score(cfg, job, text) if error is None else (None, None)
+    rationalized = index >= cfg.k
+    return RationaleRecord(
+        example_id=job.example.id,
+        domain=job.example.domain,
+        question=job.example.question,
+        gold=job.example.answer,
+        sample_index=index,
+        rationale=text.strip(),
+        prediction=prediction,
+        correct=correct,
+        kept=False,
+        reason="",
+        teacher=teacher.id,
+        prompt_hash=prompt.hash,
+        sampling={
+            "k": cfg.k,
+            "temperature": cfg.temperature,
+            "max_tokens": cfg.max_tokens,
+            "style": cfg.style,
+            "num_shots": len(job.shots),
+            "hint": rationalized,
+        },
+        usage=dict(result.usage, shared_by=max(len(result.texts), 1)),
+        latency_s=result.latency_s,
+        rationalized=rationalized,
+        error=error,
+    )

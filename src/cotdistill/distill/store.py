@@ -2,16 +2,19 @@
 
 Records are keyed by ``(example_id, sample_index)`` and every append is flushed and fsynced,
 so a killed run restarted with the same command skips what is on disk and adds only what is
-missing. The store refuses a second record for a key unless the first one failed (``error``
-set): a retried sample supersedes its failure, and readers return the latest record per key.
-A torn last line (a crash mid-write) is ignored by readers and cut off when the store is
-reopened for writing.
+missing. A key gets a second record only to supersede a failed one (``error`` set), to give a
+``pending`` sample its final verdict, or to revise a verdict (``revise``); readers return the
+latest record per key. A torn last line (a crash mid-write) is ignored by readers and cut off
+when the store is reopened for writing. A file holding two final records for one key (two
+writers at once) is repaired on open: the latest record wins and the
+file is rewritten with one record per key.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import json
+import logging
 import os
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
@@ -19,8 +22,10 @@ from pathlib import Path
 from typing import Any
 
 from cotdistill.errors import DataError
-from cotdistill.io import JsonlAppender
+from cotdistill.io import JsonlAppender, iter_text_lines, write_jsonl
 from cotdistill.tasks.base import Example
+
+log = logging.getLogger(__name__)
 
 Key = tuple[str, int]
 STORE_NAME = "rationales.jsonl"
@@ -33,7 +38,9 @@ class RationaleRecord:
     ``correct`` is None when the question has no gold answer; ``prediction`` is the answer
     extracted from ``rationale`` (None when none was found or the request failed, in which
     case ``error`` says why). ``usage`` is the token usage of the request that produced the
-    sample, shared by ``usage["shared_by"]`` samples.
+    sample, shared by ``usage["shared_by"]`` samples. ``pending``: the verdict waits for the
+    question's other samples (a self-consistency vote or dedupe needs all of them); a pending
+    sample is not kept.
     """
 
     example_id: str
@@ -53,6 +60,7 @@ class RationaleRecord:
     latency_s: float = 0.0
     rationalized: bool = False
     error: str | None = None
+    pending: bool = False
 
     @property
     def key(self) -> Key:
@@ -78,6 +86,8 @@ class RationaleRecord:
         for key in ("sample_index", "kept"):
             if key not in data:
                 raise KeyError(key)
+        if not isinstance(data.get("pending", False), bool):
+            raise TypeError("field 'pending' must be true or false")
         if not isinstance(data["sample_index"], int) or data["sample_index"] < 0:
             raise ValueError(f"field 'sample_index' must be a non-negative integer, got {data['sample_index']!r}")
         if not isinstance(data["kept"], bool):
@@ -110,8 +120,7 @@ def iter_records(path: str | os.PathLike) -> Iterator[RationaleRecord]:
     path = Path(path)
     if not path.exists():
         raise DataError("rationale file does not exist", path=str(path))
-    with path.open(encoding="utf-8") as handle:
-        lines = handle.readlines()
+    lines = [line for _, line in iter_text_lines(path)]
     for number, line in enumerate(lines, start=1):
         if not line.strip():
             continue
@@ -154,26 +163,38 @@ class RationaleStore:
         self.path = Path(path)
         self._appender = JsonlAppender(self.path)  # cuts a torn last line before we read
         self._records: dict[Key, RationaleRecord] = {}
-        self._by_example: dict[str, list[RationaleRecord]] = {}
+        self._by_example: dict[str, dict[int, RationaleRecord]] = {}
+        duplicates = 0
         for record in iter_records(self.path):
+            duplicates += not self.can_write(record.key)
             self._index(record)
+        if duplicates:
+            self._rewrite(duplicates)
 
     def _index(self, record: RationaleRecord) -> None:
-        if not self.can_write(record.key):
-            raise DataError(
-                f"example {record.example_id!r} sample {record.sample_index} is already stored", path=str(self.path)
-            )
-        previous = self._records.get(record.key)
         self._records[record.key] = record
-        samples = self._by_example.setdefault(record.example_id, [])
-        if previous is not None:
-            samples.remove(previous)
-        samples.append(record)
+        self._by_example.setdefault(record.example_id, {})[record.sample_index] = record
+
+    def _rewrite(self, duplicates: int) -> None:
+        """Repair a store with repeated final records: keep the latest record of every key."""
+        log.warning(
+            "%s: %d sample(s) were stored twice (two runs at once?); keeping the latest record of each",
+            self.path,
+            duplicates,
+        )
+        self._appender.close()
+        write_jsonl(self.path, (record.to_dict() for record in self._records.values()))
+        self._appender = JsonlAppender(self.path)
 
     def can_write(self, key: Key) -> bool:
-        """True when ``key`` has no record yet, or only a failed one."""
+        """True when ``key`` has no record yet, or only a failed or pending one."""
         previous = self._records.get(key)
-        return previous is None or previous.error is not None
+        return previous is None or previous.error is not None or previous.pending
+
+    def has_sample(self, key: Key) -> bool:
+        """True when ``key`` holds a sample that did not fail (pending or final)."""
+        record = self._records.get(key)
+        return record is not None and record.error is None
 
     def __contains__(self, key: object) -> bool:
         return key in self._records
@@ -187,14 +208,25 @@ class RationaleStore:
 
     def samples_of(self, example_id: str) -> list[RationaleRecord]:
         """Records already stored for one question, in sample order."""
-        return sorted(self._by_example.get(example_id, []), key=lambda r: r.sample_index)
+        return [record for _, record in sorted(self._by_example.get(example_id, {}).items())]
 
     def append(self, record: RationaleRecord) -> None:
-        """Write one record (flushed + fsynced); a key already stored without error raises DataError."""
+        """Write one record (flushed + fsynced); a key already stored final without error raises DataError."""
         if not self.can_write(record.key):
             raise DataError(
                 f"example {record.example_id!r} sample {record.sample_index} is already stored", path=str(self.path)
             )
+        self._write(record)
+
+    def revise(self, key: Key, *, kept: bool, reason: str) -> None:
+        """Store the final verdict of a stored sample (a no-op when it already has that verdict)."""
+        record = self._records[key]
+        if record.error is not None:
+            raise DataError(f"example {key[0]!r} sample {key[1]} failed; it has no verdict", path=str(self.path))
+        if (record.kept, record.reason, record.pending) != (kept, reason, False):
+            self._write(dataclasses.replace(record, kept=kept, reason=reason, pending=False))
+
+    def _write(self, record: RationaleRecord) -> None:
         self._appender.append(record.to_dict())
         self._index(record)
 

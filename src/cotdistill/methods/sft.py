@@ -14,7 +14,9 @@ launch``). What this module adds:
 * ``SFTTrainer``: sums token losses and divides by the completion tokens of the whole
   accumulated batch (across processes), so gradient accumulation changes nothing; rows are
   batched by length with a seeded order (resume sees the same batches); checkpoints are
-  ``Student.save`` directories plus the Trainer state; a NaN/inf loss stops the run.
+  ``Student.save`` directories plus the Trainer state, written whole or not at all; a NaN/inf
+  loss stops the run. ``SFT.train`` locks the output directory and resumes from the newest
+  complete checkpoint, on the same data and tokenizer only (``methods.checkpoints``).
 
 Extending (PRADA): subclass ``SFT`` (``build_rows``, ``extra_modules``, ``trainer_class``) and
 ``SFTTrainer`` (``auxiliary_loss``, ``needs_hidden_states``). Rows may carry ``domain_ids`` and
@@ -33,13 +35,21 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 from transformers import Trainer, TrainingArguments
-from transformers.trainer_utils import get_last_checkpoint
 from transformers.utils import ModelOutput
 
 from cotdistill.answers import answer_sentence
 from cotdistill.errors import CotDistillError
-from cotdistill.io import atomic_write_json
+from cotdistill.io import atomic_write_json, replace_directory
 from cotdistill.methods.base import TrainConfig, TrainData, register_method
+from cotdistill.methods.checkpoints import (
+    STAGING_DIR,
+    check_resume_inputs,
+    clear_staging,
+    inputs_fingerprint,
+    last_complete_checkpoint,
+    publish_checkpoint,
+    training_lock,
+)
 from cotdistill.methods.data import IGNORE_INDEX, Collator, LengthGroupedSampler, count_truncated, make_row
 from cotdistill.models.student import STUDENT_FILE, Student
 from cotdistill.nn.losses import linear_cross_entropy
@@ -253,7 +263,7 @@ class SFTTrainer(Trainer):
         for key, value in logs.items():
             self._step_logs[key].append(float(value))
         if not torch.isfinite(loss.detach()):
-            last = get_last_checkpoint(self.args.output_dir) if Path(self.args.output_dir).is_dir() else None
+            last = last_complete_checkpoint(self.args.output_dir)
             raise TrainingDivergedError(
                 f"training stopped: the loss is {float(loss.detach())} at step {self.state.global_step + 1}; "
                 f"last good checkpoint: {last or 'none saved yet'} (lower the learning rate or check the data)"
@@ -283,6 +293,25 @@ class SFTTrainer(Trainer):
     def _module(self) -> StudentModule:
         return self.accelerator.unwrap_model(self.model)
 
+    _staging: Path | None = None
+
+    def _get_output_dir(self, trial) -> str:
+        return str(self._staging) if self._staging is not None else super()._get_output_dir(trial)
+
+    def _save_checkpoint(self, model, trial) -> None:
+        """Write ``checkpoint-N`` in the staging directory, then rename it into place whole."""
+        run_dir = Path(super()._get_output_dir(trial))
+        name = f"checkpoint-{self.state.global_step}"
+        self._staging = run_dir / STAGING_DIR
+        try:
+            super()._save_checkpoint(model, trial)
+        finally:
+            self._staging = None
+        self.accelerator.wait_for_everyone()  # every process wrote its RNG state
+        if self.args.should_save:
+            publish_checkpoint(run_dir, name, self.args.save_total_limit)
+        self.accelerator.wait_for_everyone()
+
     def _save(self, output_dir: str | None = None, state_dict: dict | None = None) -> None:
         if not self.args.should_save:
             return
@@ -299,12 +328,19 @@ class SFTTrainer(Trainer):
 
         module = self._module()
         saved = Student.load(resume_from_checkpoint)
-        module.model.load_state_dict(saved.model.state_dict())
-        if module.soft_prompt is not None and saved.soft_prompt is not None:
-            module.soft_prompt.load_state_dict(saved.soft_prompt.state_dict())
-        extra_file = Path(resume_from_checkpoint) / EXTRA_FILE
-        if len(module.extra) and extra_file.exists():
-            module.extra.load_state_dict(load_file(str(extra_file)))
+        try:
+            module.model.load_state_dict(saved.model.state_dict())
+            if module.soft_prompt is not None and saved.soft_prompt is not None:
+                module.soft_prompt.load_state_dict(saved.soft_prompt.state_dict())
+            extra_file = Path(resume_from_checkpoint) / EXTRA_FILE
+            if len(module.extra) and extra_file.exists():
+                module.extra.load_state_dict(load_file(str(extra_file)))
+        except RuntimeError as exc:
+            detail = next((line.strip() for line in str(exc).splitlines() if "size mismatch" in line), str(exc))
+            raise CotDistillError(
+                f"{resume_from_checkpoint}: the checkpoint does not fit the configured student ({detail}); "
+                "resume with the student settings it was trained with, or train into a new output directory"
+            ) from None
 
 
 @register_method("sft")
@@ -349,14 +385,27 @@ class SFT:
         resume: bool = False,
     ) -> Student:
         """Train ``student`` in place; saves ``output_dir/final`` and returns the trained student."""
-        output_dir = Path(output_dir)
+        with training_lock(output_dir) as output_dir:
+            return self._train(student, data, train, config, output_dir, resume=resume)
+
+    def _train(
+        self,
+        student: Student,
+        data: TrainData,
+        train: TrainConfig,
+        config: SFTConfig,
+        output_dir: Path,
+        *,
+        resume: bool,
+    ) -> Student:
+        rows = self.build_rows(student, data, config, train)
+        if not rows:
+            raise CotDistillError("no training rows: the training data has no labelled examples")
+        check_resume_inputs(output_dir, inputs_fingerprint(rows, student.tokenizer), resuming=resume)
         final = output_dir / FINAL_DIR
         if resume and (final / STUDENT_FILE).exists():
             log.info("%s already holds a finished run; loading it", final)
             return Student.load(final)
-        rows = self.build_rows(student, data, config, train)
-        if not rows:
-            raise CotDistillError("no training rows: the training data has no labelled examples")
         truncated = count_truncated(rows, train.max_length)
         if truncated:
             log.warning("%d of %d rows were cut to max_length=%d tokens", truncated, len(rows), train.max_length)
@@ -368,12 +417,16 @@ class SFT:
             method_config=config,
             extra_modules=self.extra_modules(student, data, config),
         )
-        checkpoint = get_last_checkpoint(str(output_dir)) if resume and output_dir.is_dir() else None
+        if trainer.args.should_save:
+            clear_staging(output_dir)
+        checkpoint = last_complete_checkpoint(output_dir) if resume else None
         if checkpoint:
             log.info("resuming from %s", checkpoint)
         result = trainer.train(resume_from_checkpoint=checkpoint)
         if trainer.args.should_save:
-            trainer.save_model(str(final))
+            staging = output_dir / STAGING_DIR / FINAL_DIR
+            trainer.save_model(str(staging))
+            replace_directory(staging, final)
             tokens = sum(sum(label != IGNORE_INDEX for label in r["labels"]) for r in rows)
             summary = {"rows": len(rows), "completion_tokens_per_epoch": tokens, "steps": result.global_step}
             atomic_write_json(

@@ -14,12 +14,13 @@ Training and evaluation both go through this class so they agree exactly:
 
 A soft prompt is any ``nn.Module`` called as ``soft_prompt(batch_size)`` (or with
 ``domain_ids=``) returning ``(B, P, H)`` embeddings; to be saved with the student it needs
-``save(directory)`` and a classmethod ``load(directory)``.
+``save(directory)``, a classmethod ``load(directory)`` and a name in ``nn.soft_prompt.SOFT_PROMPTS``
+(``register_soft_prompt``). ``student.json`` stores that name, and ``load`` takes classes from
+the registry only: a checkpoint never names code to import.
 """
 
 from __future__ import annotations
 
-import importlib
 import json
 from collections.abc import Sequence
 from pathlib import Path
@@ -29,7 +30,8 @@ import torch
 from torch import nn
 
 from cotdistill.console import progress as progress_bar
-from cotdistill.errors import CotDistillError
+from cotdistill.errors import CotDistillError, DataError
+from cotdistill.io import read_text
 from cotdistill.precision import Precision, announce, autocast, resolve_precision
 
 STUDENT_FILE = "student.json"
@@ -229,9 +231,8 @@ class Student:
         self.model.save_pretrained(directory)
         self.tokenizer.save_pretrained(directory)
         if self.soft_prompt is not None:
-            cls = type(self.soft_prompt)
+            settings["soft_prompt"] = _soft_prompt_name(type(self.soft_prompt))
             self.soft_prompt.save(directory / SOFT_PROMPT_DIR)
-            settings["soft_prompt"] = f"{cls.__module__}:{cls.__qualname__}"
         (directory / STUDENT_FILE).write_text(json.dumps(settings, indent=2) + "\n", encoding="utf-8")
 
     @classmethod
@@ -243,7 +244,8 @@ class Student:
         settings_path = directory / STUDENT_FILE
         if not settings_path.exists():
             raise CotDistillError(f"{directory}: not a student checkpoint (no {STUDENT_FILE})")
-        settings = json.loads(settings_path.read_text(encoding="utf-8"))
+        settings = _read_settings(settings_path)
+        soft_cls = _soft_prompt_class(settings.get("soft_prompt"), settings_path)
         tokenizer = AutoTokenizer.from_pretrained(directory, trust_remote_code=trust_remote_code)
         if settings.get("peft"):
             from peft import PeftModel
@@ -253,14 +255,61 @@ class Student:
             model = PeftModel.from_pretrained(base, directory, is_trainable=True)
         else:
             model = AutoModelForCausalLM.from_pretrained(directory, trust_remote_code=trust_remote_code)
-        soft_prompt = None
-        if settings.get("soft_prompt"):
-            module_name, _, qualname = settings["soft_prompt"].partition(":")
-            soft_cls: Any = importlib.import_module(module_name)
-            for part in qualname.split("."):
-                soft_cls = getattr(soft_cls, part)
-            soft_prompt = soft_cls.load(directory / SOFT_PROMPT_DIR)
+        soft_prompt = soft_cls.load(directory / SOFT_PROMPT_DIR) if soft_cls is not None else None
         return cls(model, tokenizer, soft_prompt, settings.get("use_chat_template", True))
+
+
+def _read_settings(path: Path) -> dict[str, Any]:
+    """``student.json`` as a mapping; malformed content raises DataError naming the file."""
+    try:
+        settings = json.loads(read_text(path))
+    except json.JSONDecodeError as exc:
+        raise DataError(f"invalid JSON ({exc.msg})", path=str(path)) from None
+    if not isinstance(settings, dict):
+        raise DataError("expected a JSON object", path=str(path))
+    for key in ("peft", "use_chat_template"):
+        if not isinstance(settings.get(key, False), bool):
+            raise DataError(f"key '{key}' must be true or false", path=str(path))
+    if settings.get("peft") and not isinstance(settings.get("base_model"), str):
+        raise DataError("key 'base_model' must name the base model directory", path=str(path))
+    return settings
+
+
+def _soft_prompt_name(soft_cls: type) -> str:
+    """The registered name of a soft-prompt class (saving an unregistered one is refused)."""
+    from cotdistill.nn.soft_prompt import SOFT_PROMPTS
+
+    for name in SOFT_PROMPTS:
+        if SOFT_PROMPTS.get(name) is soft_cls:
+            return name
+    raise CotDistillError(
+        f"soft prompt class {soft_cls.__qualname__} is not registered; "
+        "decorate it with cotdistill.nn.soft_prompt.register_soft_prompt(name) so a checkpoint can name it"
+    )
+
+
+def _soft_prompt_class(value: Any, path: Path) -> type | None:
+    """The registered class ``student.json`` names under ``soft_prompt`` (None when it has none).
+
+    Only names in ``SOFT_PROMPTS`` are accepted (and, for checkpoints written before names, the
+    ``module:Class`` text of a registered class, compared as text); nothing is imported.
+    """
+    from cotdistill.nn.soft_prompt import SOFT_PROMPTS
+
+    if value is None:
+        return None
+    if isinstance(value, str):
+        if value in SOFT_PROMPTS:
+            return SOFT_PROMPTS.get(value)
+        for name in SOFT_PROMPTS:
+            registered = SOFT_PROMPTS.get(name)
+            if value == f"{registered.__module__}:{registered.__qualname__}":
+                return registered
+    raise DataError(
+        f"key 'soft_prompt': {value!r} is not a registered soft prompt (known: {', '.join(SOFT_PROMPTS.names())}); "
+        "a checkpoint may only name registered classes",
+        path=str(path),
+    )
 
 
 def _without_adapters(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:

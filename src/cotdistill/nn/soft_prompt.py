@@ -8,6 +8,9 @@ domain is unknown (id -1) get the mean of the per-domain prompts. The prompt is 
 module from the model, so it works the same with LoRA and with full fine-tuning.
 
 On disk: ``soft_prompt.safetensors`` (weights) + ``soft_prompt.json`` (shape and config).
+
+``SOFT_PROMPTS`` is the registry a saved student names its soft-prompt class from
+(``register_soft_prompt(name)``); loading a checkpoint never imports anything else.
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ from torch import nn
 from cotdistill.config import from_dict, to_dict
 from cotdistill.errors import DataError
 from cotdistill.io import atomic_write_json
+from cotdistill.registry import Registry
 
 WEIGHTS_NAME = "soft_prompt.safetensors"
 CONFIG_NAME = "soft_prompt.json"
@@ -78,6 +82,15 @@ def _encoder(num_tokens: int, token_dim: int, config: SoftPromptConfig) -> nn.Mo
     return PromptEncoder(peft_config)
 
 
+SOFT_PROMPTS: Registry[type[nn.Module]] = Registry("soft prompt")
+
+
+def register_soft_prompt(name: str):
+    """Class decorator: a soft-prompt class (with ``save(dir)`` and classmethod ``load(dir)``) a checkpoint may name."""
+    return SOFT_PROMPTS.register(name)
+
+
+@register_soft_prompt("p_tuning")
 class SoftPrompt(nn.Module):
     """Virtual-token embeddings of width ``token_dim``: ``forward(B, domain_ids=None) -> (B, length, token_dim)``."""
 

@@ -205,8 +205,14 @@ class CotPipeline:
             raise ConfigError("the suite's source domains have no train questions (set n_train > 0)")
         generate_rationales(config.generate, questions, directory, tasks={d: suite.task(d) for d in sources})
         labelled = load_kept(directory)
-        if not labelled:
-            raise CotDistillError(f"the teacher kept no rationale (see {directory / 'stats.json'})")
+        kept = {e.domain for e in labelled}
+        empty = [d for d in sources if d not in kept]
+        if empty:
+            raise CotDistillError(
+                f"source domain(s) {', '.join(empty)}: the teacher kept no rationale for any question, so they "
+                f"cannot be trained or scored in-domain (see {directory / 'stats.json'}); fix the teacher "
+                "or give those domains another role"
+            )
         targets = [d for d in suite.domains() if d not in sources]
         unlabelled = [
             dataclasses.replace(e, answer="", rationale=None) for d in targets for e in suite.examples(d, "train")

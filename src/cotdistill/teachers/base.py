@@ -5,16 +5,26 @@ A ``CompletionRequest`` carries either a plain ``prompt`` (completions-style) or
 ``CompletionResult`` has the same ``key``, ``len(texts) == n`` on success, or ``error`` set
 (with whatever texts were produced, possibly none). ``usage`` holds ``prompt_tokens``,
 ``completion_tokens`` and ``total_tokens`` summed over everything the request cost.
+
+One kind of failure does raise: ``TeacherRefusedError`` when the server refuses the client
+itself (authentication, authorisation, unknown model or endpoint), because every further
+request would fail the same way. A backend holding connections has ``close()``.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol, runtime_checkable
+from urllib.parse import urlsplit
 
+from cotdistill.errors import CotDistillError
 from cotdistill.precision import PRECISION_HELP, Precision, legacy_precision
+from cotdistill.redaction import strip_url_credentials
 from cotdistill.registry import Registry, did_you_mean
+
+ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 
 @dataclass
@@ -54,6 +64,10 @@ class CompletionResult:
     @property
     def ok(self) -> bool:
         return self.error is None
+
+
+class TeacherRefusedError(CotDistillError):
+    """The teacher refused the client (HTTP 401/403/404): the run stops at once with the server's message."""
 
 
 @runtime_checkable
@@ -137,6 +151,16 @@ class TeacherConfig:
             raise ValueError(f"top_p must be in (0, 1], got {self.top_p}")
         if self.backend in ("openai", "hf") and not self.model:
             raise ValueError(f"backend '{self.backend}' needs `model` (a served model name or a HF directory)")
+        if not ENV_NAME.fullmatch(self.api_key_env):
+            # never echo the value: it is often the key itself, typed into the wrong field
+            raise ValueError(
+                "api_key_env must be the name of an environment variable (letters, digits and '_', "
+                "e.g. OPENAI_API_KEY), not the key; put the key in that variable"
+            )
+        parts = urlsplit(self.base_url)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            shown = strip_url_credentials(self.base_url)
+            raise ValueError(f"base_url must be an http(s) URL such as http://127.0.0.1:8000/v1, got {shown!r}")
 
 
 TEACHERS: Registry[Callable[[TeacherConfig], Teacher]] = Registry("teacher backend")

@@ -1,11 +1,17 @@
 """The ``openai`` teacher: any OpenAI-compatible server (vLLM, llama.cpp's server, OpenAI).
 
-Requests go out concurrently over one ``httpx.AsyncClient`` with at most
-``cfg.concurrency`` in flight. Each HTTP call is retried with exponential backoff and jitter on
-429/408/5xx, connection errors, timeouts and malformed replies (``Retry-After`` is honoured up to
-``backoff_max_s``); any other 4xx fails at once. A request that still fails comes back with
-``error`` set; nothing raises mid-batch. The API key is read from the environment variable
-named by ``cfg.api_key_env`` and only ever placed in the Authorization header.
+One ``httpx.AsyncClient`` per teacher serves every batch of the run (connection pooling and
+keep-alive), on an event loop in a background thread; ``close()`` ends both. Requests go out
+concurrently with at most ``cfg.concurrency`` in flight. Each HTTP call is retried with
+exponential backoff and jitter on 429/408/5xx, connection errors, timeouts, malformed replies
+and empty completions (``Retry-After`` is honoured up to ``backoff_max_s``); other 4xx fail at
+once. 401/403/404 mean every request will fail: the batch is cancelled and
+``TeacherRefusedError`` raised with the server's message. Any other request that still fails
+comes back with ``error`` set.
+
+The API key is read from the environment variable named by ``cfg.api_key_env`` and only ever
+placed in the Authorization header; credentials inside ``base_url`` become HTTP basic auth.
+Neither reaches an error message or a log line (``cotdistill.redaction``).
 
 ``n > 1``: with ``native_n`` the API's ``n`` is used (servers that return fewer choices are
 asked again for the rest); without it, ``n`` single-sample requests are issued.
@@ -17,33 +23,56 @@ import asyncio
 import logging
 import os
 import random
+import threading
 import time
-from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
-from typing import Any
+from collections.abc import Coroutine, Sequence
+from typing import Any, TypeVar
 
 import httpx
 
+from cotdistill.redaction import redact_text, register_secret, strip_url_credentials, url_credentials
 from cotdistill.teachers.base import (
     CompletionRequest,
     CompletionResult,
     TeacherConfig,
+    TeacherRefusedError,
     register_teacher,
     trim_at_stop,
 )
 
+T = TypeVar("T")
+
 logger = logging.getLogger(__name__)
 
 RETRY_STATUS = frozenset({408, 409, 425, 429}) | frozenset(range(500, 600))
+REFUSED_STATUS = frozenset({401, 403, 404})
 USAGE_KEYS = ("prompt_tokens", "completion_tokens", "total_tokens")
 
 
 class _Failure(Exception):
-    """One HTTP attempt failed; ``retry`` says whether another attempt may help."""
+    """One HTTP attempt failed; ``retry`` says whether another attempt may help, ``refused``
+    that none will (the server refused the client)."""
 
-    def __init__(self, reason: str, *, retry: bool, retry_after: float | None = None):
+    def __init__(self, reason: str, *, retry: bool, retry_after: float | None = None, refused: bool = False):
         super().__init__(reason)
-        self.reason, self.retry, self.retry_after = reason, retry, retry_after
+        self.reason, self.retry, self.retry_after, self.refused = reason, retry, retry_after, refused
+
+
+class _LoopThread:
+    """An asyncio event loop running in a daemon thread; ``run(coro)`` blocks for its result."""
+
+    def __init__(self) -> None:
+        self.loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self.loop.run_forever, name="openai-teacher", daemon=True)
+        self._thread.start()
+
+    def run(self, coro: Coroutine[Any, Any, T]) -> T:
+        return asyncio.run_coroutine_threadsafe(coro, self.loop).result()
+
+    def stop(self) -> None:
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self._thread.join()
+        self.loop.close()
 
 
 class OpenAITeacher:
@@ -52,37 +81,75 @@ class OpenAITeacher:
     def __init__(self, cfg: TeacherConfig):
         self.cfg = cfg
         self.id = f"openai:{cfg.model}"
+        self.base_url = strip_url_credentials(cfg.base_url).rstrip("/") + "/"
         self._headers = {"Content-Type": "application/json"}
         api_key = os.environ.get(cfg.api_key_env, "")
         if api_key:
             self._headers["Authorization"] = f"Bearer {api_key}"
+        self._auth = url_credentials(cfg.base_url)
+        self._secrets = tuple(v for v in (api_key, *(self._auth or ())) if v)
+        for secret in self._secrets:
+            register_secret(secret)
         self._rng = random.Random()
+        self._loop: _LoopThread | None = None
+        self._client: httpx.AsyncClient | None = None
+        self._lock = threading.Lock()
 
     def __repr__(self) -> str:
-        return f"OpenAITeacher(model={self.cfg.model!r}, base_url={self.cfg.base_url!r})"
+        return f"OpenAITeacher(model={self.cfg.model!r}, base_url={self.base_url!r})"
 
     def complete(self, requests: Sequence[CompletionRequest]) -> list[CompletionResult]:
-        """Blocking wrapper around ``acomplete`` (works inside a running event loop too)."""
+        """Run the batch on the teacher's event loop (callable from any thread, inside a running loop too)."""
         if not requests:
             return []
-        try:
-            asyncio.get_running_loop()
-        except RuntimeError:
-            return asyncio.run(self.acomplete(requests))
-        with ThreadPoolExecutor(max_workers=1) as pool:
-            return pool.submit(asyncio.run, self.acomplete(requests)).result()
+        with self._lock:
+            if self._loop is None:
+                self._loop = _LoopThread()
+        return self._loop.run(self._acomplete(requests))
 
-    async def acomplete(self, requests: Sequence[CompletionRequest]) -> list[CompletionResult]:
-        """Complete all requests concurrently (bounded by ``cfg.concurrency``), in request order."""
+    def close(self) -> None:
+        """Close the pooled connections and stop the event loop (a later ``complete`` starts anew)."""
+        with self._lock:
+            loop, self._loop = self._loop, None
+        if loop is None:
+            return
+        if self._client is not None:
+            loop.run(self._client.aclose())
+            self._client = None
+        loop.stop()
+
+    def __enter__(self) -> OpenAITeacher:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _pooled_client(self) -> httpx.AsyncClient:
+        """The run's client, created on first use inside the teacher's event loop."""
+        if self._client is None:
+            limits = httpx.Limits(max_connections=self.cfg.concurrency, max_keepalive_connections=self.cfg.concurrency)
+            self._client = httpx.AsyncClient(
+                base_url=self.base_url,
+                headers=self._headers,
+                auth=httpx.BasicAuth(*self._auth) if self._auth else None,
+                timeout=httpx.Timeout(self.cfg.timeout_s),
+                limits=limits,
+            )
+        return self._client
+
+    async def _acomplete(self, requests: Sequence[CompletionRequest]) -> list[CompletionResult]:
+        """Complete all requests concurrently (bounded by ``cfg.concurrency``), in request order.
+
+        A refused request (401/403/404) cancels the others and raises ``TeacherRefusedError``.
+        """
         semaphore = asyncio.Semaphore(self.cfg.concurrency)
-        limits = httpx.Limits(max_connections=self.cfg.concurrency, max_keepalive_connections=self.cfg.concurrency)
-        async with httpx.AsyncClient(
-            base_url=self.cfg.base_url.rstrip("/") + "/",
-            headers=self._headers,
-            timeout=httpx.Timeout(self.cfg.timeout_s),
-            limits=limits,
-        ) as client:
-            return list(await asyncio.gather(*(self._complete_one(client, semaphore, r) for r in requests)))
+        client = self._pooled_client()
+        try:
+            async with asyncio.TaskGroup() as group:
+                tasks = [group.create_task(self._complete_one(client, semaphore, r)) for r in requests]
+        except* TeacherRefusedError as refused:
+            raise refused.exceptions[0] from None
+        return [task.result() for task in tasks]
 
     async def _complete_one(
         self, client: httpx.AsyncClient, semaphore: asyncio.Semaphore, request: CompletionRequest
@@ -162,6 +229,11 @@ class OpenAITeacher:
                     return (*await self._attempt(client, endpoint, body, n), None)
                 except _Failure as exc:
                     failure = exc
+            if failure.refused:
+                raise TeacherRefusedError(
+                    f"the teacher at {self.base_url} refused the request ({failure.reason}); "
+                    f"check base_url, model {self.cfg.model!r} and the key in ${self.cfg.api_key_env}"
+                )
             if not failure.retry:
                 return [], {}, failure.reason
             if attempt + 1 < attempts:
@@ -178,12 +250,21 @@ class OpenAITeacher:
         except (httpx.TimeoutException, TimeoutError):
             raise _Failure(f"timed out after {self.cfg.timeout_s:g}s", retry=True) from None
         except httpx.TransportError as exc:
-            raise _Failure(f"connection error ({type(exc).__name__}: {exc})", retry=True) from None
+            raise _Failure(self._redact(f"connection error ({type(exc).__name__}: {exc})"), retry=True) from None
         if response.status_code != 200:
-            reason = f"HTTP {response.status_code}: {response.text[:300].strip()}"
+            reason = self._redact(f"HTTP {response.status_code}: {response.text[:300].strip()}")
             retry_after = _retry_after(response.headers.get("retry-after"))
-            raise _Failure(reason, retry=response.status_code in RETRY_STATUS, retry_after=retry_after)
-        return _parse(response, chat=endpoint.startswith("chat"), n=n)
+            refused = response.status_code in REFUSED_STATUS
+            raise _Failure(reason, retry=response.status_code in RETRY_STATUS, retry_after=retry_after, refused=refused)
+        try:
+            return _parse(response, chat=endpoint.startswith("chat"), n=n)
+        except _Failure as exc:
+            exc.reason = self._redact(exc.reason)
+            raise
+
+    def _redact(self, text: str) -> str:
+        """``text`` without this teacher's key or URL credentials (a server may echo them)."""
+        return redact_text(text, self._secrets)
 
     def _delay(self, attempt: int, retry_after: float | None) -> float:
         ceiling = min(self.cfg.backoff_max_s, self.cfg.backoff_s * 2**attempt)
@@ -204,6 +285,9 @@ def _parse(response: httpx.Response, *, chat: bool, n: int) -> tuple[list[str], 
         raise _Failure(f"malformed reply ({type(exc).__name__}: {exc}): {snippet!r}", retry=True) from None
     if not texts or len(texts) > n or not all(isinstance(t, str) for t in texts):
         raise _Failure(f"malformed reply: expected up to {n} text choice(s), got {len(texts)}", retry=True)
+    empty = sum(not t.strip() for t in texts)
+    if empty:
+        raise _Failure(f"empty completion ({empty} of {len(texts)} choices)", retry=True)
     raw_usage = data.get("usage") or {}
     usage = {k: int(raw_usage[k]) for k in USAGE_KEYS if isinstance(raw_usage.get(k), (int, float))}
     return texts, usage

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
+from cotdistill.methods.tracking import parse_report_to, report_to_field, run_name_field
 from cotdistill.registry import Registry
 from cotdistill.tasks.base import Example
 
@@ -36,6 +37,8 @@ class TrainConfig:
     bf16: bool = field(default=False, metadata={"help": "bf16 autocast (needs hardware support)"})
     group_by_length: bool = field(default=True, metadata={"help": "batch rows of similar length (less padding)"})
     progress: bool = field(default=True, metadata={"help": "show a progress bar"})
+    report_to: str = report_to_field()
+    run_name: str = run_name_field()
 
     def __post_init__(self) -> None:
         if self.max_steps == 0 or self.max_steps < -1:
@@ -53,6 +56,7 @@ class TrainConfig:
             raise ValueError(
                 f"save_steps must be >= 0 and save_total_limit >= 1, got {self.save_steps}, {self.save_total_limit}"
             )
+        parse_report_to(self.report_to)
 
 
 @dataclass

@@ -41,6 +41,7 @@ from cotdistill.errors import CotDistillError
 from cotdistill.io import atomic_write_json
 from cotdistill.methods.base import TrainConfig, TrainData, register_method
 from cotdistill.methods.data import IGNORE_INDEX, Collator, LengthGroupedSampler, count_truncated, make_row
+from cotdistill.methods.tracking import tracking_arguments
 from cotdistill.models.student import STUDENT_FILE, Student
 
 log = logging.getLogger(__name__)
@@ -158,7 +159,7 @@ def training_arguments(train: TrainConfig, output_dir: str | Path) -> TrainingAr
         seed=train.seed,
         bf16=train.bf16,
         use_cpu=not torch.accelerator.is_available(),  # multi-process CPU runs then use gloo DDP
-        report_to="none",
+        **tracking_arguments(train.report_to, train.run_name),
         remove_unused_columns=False,
         disable_tqdm=not train.progress,
         dataloader_num_workers=0,

@@ -44,6 +44,7 @@ from cotdistill.eval.evaluate import REPORT_JSON, EvalConfig, evaluate
 from cotdistill.eval.summary import METRICS, summarize
 from cotdistill.io import atomic_write_json, atomic_write_text
 from cotdistill.methods.base import METHODS, TrainConfig, TrainData
+from cotdistill.methods.tracking import TRACKING_FIELDS
 from cotdistill.models import Student, StudentConfig, load_student
 from cotdistill.models.student import STUDENT_FILE
 from cotdistill.pipelines.base import register_pipeline
@@ -84,7 +85,9 @@ class VariantConfig:
         return from_dict(METHODS.get(self.method).Config, self.args)
 
     def train_config(self, base: TrainConfig, seed: int) -> TrainConfig:
+        """The shared settings with this variant's overrides; trackers see ``[run_name/]variant/seed-N``."""
         merged = {**to_dict(base), **self.train, "seed": seed}
+        merged["run_name"] = "/".join(p for p in (merged["run_name"], self.name, f"seed-{seed}") if p)
         return from_dict(TrainConfig, merged)
 
 
@@ -222,7 +225,7 @@ class CotPipeline:
                 "suite": to_dict(config.suite),
                 "generate": to_dict(config.generate),
                 "student": to_dict(config.student),
-                "train": to_dict(train_cfg),
+                "train": {k: v for k, v in to_dict(train_cfg).items() if k not in TRACKING_FIELDS},
                 "variant": to_dict(variant),
             },
         )

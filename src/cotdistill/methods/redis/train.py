@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from cotdistill.methods.redis.pairs import PreferencePair, SFTItem
+from cotdistill.methods.tracking import parse_report_to, report_to_field, run_name_field, tracking_arguments
 from cotdistill.models import LoraSettings, Student
 from cotdistill.models.lora import apply_lora
 
@@ -36,8 +37,11 @@ class TrainSettings:
     grad_accum: int = field(default=1, metadata={"help": "gradient accumulation steps"})
     max_length: int = field(default=1024, metadata={"help": "longest prompt + completion in tokens (longer: cut)"})
     seed: int = field(default=0, metadata={"help": "training seed"})
+    report_to: str = report_to_field()
+    run_name: str = run_name_field()
 
     def __post_init__(self) -> None:
+        parse_report_to(self.report_to)
         for name in ("sft_epochs", "align_epochs", "sft_lr", "align_lr", "beta"):
             if getattr(self, name) <= 0:
                 raise ValueError(f"{name} must be > 0, got {getattr(self, name)}")
@@ -57,7 +61,7 @@ def _common_args(settings: TrainSettings, output_dir: Path, epochs: float, lr: f
         "seed": settings.seed,
         "logging_steps": 10,
         "save_strategy": "no",
-        "report_to": [],
+        **tracking_arguments(settings.report_to, settings.run_name, suffix=f"/{output_dir.name}"),
         "bf16": False,
         "fp16": False,
         "gradient_checkpointing": False,

@@ -41,8 +41,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _run(args: argparse.Namespace) -> int:
+    from cotdistill import api
     from cotdistill.config import load_config
-    from cotdistill.distill.generate import STATS_NAME, STORE_NAME, generate_rationales, stats_table
+    from cotdistill.distill.generate import STATS_NAME, STORE_NAME, stats_table
     from cotdistill.distill.recipe import GenerateRecipe, select_questions
     from cotdistill.errors import ConfigError
 
@@ -51,9 +52,10 @@ def _run(args: argparse.Namespace) -> int:
     examples, tasks, shots = select_questions(recipe, out_dir)
     if not examples:
         raise ConfigError(f"{args.recipe}: no questions selected (check questions, roles, domains, split)")
-    stats = generate_rationales(
-        recipe.generate, examples, out_dir, tasks=tasks, shots=shots, show_progress=not args.no_progress
+    rationales = api.generate(
+        examples, out_dir, recipe.generate, tasks=tasks, shots=shots, show_progress=not args.no_progress
     )
+    stats = rationales.stats
     print(stats_table(stats))
     print(f"\nteacher {stats['teacher']}; rationales: {out_dir / STORE_NAME}; stats: {out_dir / STATS_NAME}")
     return 0

@@ -38,6 +38,7 @@ import torch
 from cotdistill.config import from_dict, save_config, to_dict
 from cotdistill.console import format_table
 from cotdistill.distill.generate import GenerateConfig, generate_rationales
+from cotdistill.distill.recipe import suite_questions
 from cotdistill.distill.store import load_kept
 from cotdistill.errors import ConfigError, CotDistillError, UnknownNameError
 from cotdistill.eval.evaluate import REPORT_JSON, EvalConfig, evaluate
@@ -198,20 +199,11 @@ class CotPipeline:
     def _training_data(self, config: CotConfig, suite: Suite, directory: Path) -> TrainData:
         """Teacher rationales for the source train questions; target train questions unlabelled."""
         _check_stage(directory, {"suite": to_dict(config.suite), "generate": to_dict(config.generate)})
-        sources = suite.domains(Role.SOURCE)
-        questions = [e for d in sources for e in suite.examples(d, "train")]
+        questions, tasks = suite_questions(suite, "train")
         if not questions:
             raise ConfigError("the suite's source domains have no train questions (set n_train > 0)")
-        generate_rationales(config.generate, questions, directory, tasks={d: suite.task(d) for d in sources})
-        labelled = load_kept(directory)
-        if not labelled:
-            raise CotDistillError(f"the teacher kept no rationale (see {directory / 'stats.json'})")
-        targets = [d for d in suite.domains() if d not in sources]
-        unlabelled = [
-            dataclasses.replace(e, answer="", rationale=None) for d in targets for e in suite.examples(d, "train")
-        ]
-        instructions = {d: suite.task(d).answer_instruction for d in suite.domains()}
-        return TrainData(labelled=labelled, unlabelled=unlabelled, instructions=instructions)
+        generate_rationales(config.generate, questions, directory, tasks=tasks)
+        return training_data(suite, directory)
 
     def _train(
         self, config: CotConfig, variant: VariantConfig, seed: int, data: TrainData, run_dir: Path, *, resume: bool
@@ -235,7 +227,7 @@ class CotPipeline:
             return checkpoint
         torch.manual_seed(seed)
         student_cfg = dataclasses.replace(config.student, tiny=dataclasses.replace(config.student.tiny, seed=seed))
-        student = load_student(student_cfg, corpus=_corpus(data))
+        student = load_student(student_cfg, corpus=training_corpus(data))
         method = METHODS.get(variant.method)()
         log.info("training variant '%s' (method %s), seed %d", variant.name, variant.method, seed)
         trained = method.train(student, data, train_cfg, variant.method_config(), train_dir, resume=resume)
@@ -332,7 +324,22 @@ def comparison_report(
     }
 
 
-def _corpus(data: TrainData) -> list[str]:
+def training_data(suite: Suite, rationales_dir: str | Path) -> TrainData:
+    """Kept teacher rationales as labelled data; the suite's target train questions as unlabelled
+    ones (answers and rationales dropped); every domain's answer instruction."""
+    directory = Path(rationales_dir)
+    labelled = load_kept(directory)
+    if not labelled:
+        raise CotDistillError(f"the teacher kept no rationale (see {directory / 'stats.json'})")
+    targets = [d for d in suite.domains() if suite.roles[d] != Role.SOURCE]
+    unlabelled = [
+        dataclasses.replace(e, answer="", rationale=None) for d in targets for e in suite.examples(d, "train")
+    ]
+    instructions = {d: suite.task(d).answer_instruction for d in suite.domains()}
+    return TrainData(labelled=labelled, unlabelled=unlabelled, instructions=instructions)
+
+
+def training_corpus(data: TrainData) -> list[str]:
     """Texts a from-scratch tokenizer is trained on: training questions, rationales, instructions."""
     texts = [e.question for e in data.labelled] + [e.rationale or "" for e in data.labelled]
     texts += [e.question for e in data.unlabelled]

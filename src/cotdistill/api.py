@@ -194,10 +194,11 @@ def train(
     method_cls = get_method(method)
     if not isinstance(method_config, method_cls.Config):
         method_config = from_dict(method_cls.Config, method_config, where=f"method '{method}'")
+    train_cfg = _config(TrainConfig, train)  # every config is checked before a model is built
     if not isinstance(student, Student):
         student = build_student(_config(StudentConfig, student), training_corpus(data))
     Path(out_dir).mkdir(parents=True, exist_ok=True)
-    return method_cls().train(student, data, _config(TrainConfig, train), method_config, out_dir, resume=resume)
+    return method_cls().train(student, data, train_cfg, method_config, out_dir, resume=resume)
 
 
 # ---------------------------------------------------------------------------------------- evaluation

@@ -26,7 +26,7 @@ EXAMPLE = """example recipe:
   student: {model: tiny}          # or smollm2-135m-instruct with finetune: lora
   method: sft
   method_args: {multitask: false}
-  train: {epochs: 3, lr: 3.0e-3, batch_size: 16}
+  train: {epochs: 3, lr: 3.0e-3, batch_size: 16, report_to: none}   # or tensorboard, wandb, ...
   output: runs/train
 """
 

@@ -22,18 +22,20 @@ import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, is_dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from cotdistill.config import from_dict, load_config, to_dict
 from cotdistill.distill.generate import GenerateConfig, generate_rationales
 from cotdistill.distill.recipe import suite_questions
 from cotdistill.errors import CotDistillError, DataError
 from cotdistill.eval.evaluate import EvalConfig
-from cotdistill.methods.base import TrainConfig, TrainData, get_method
-from cotdistill.models import Student, StudentConfig
 from cotdistill.report.runs import Run
 from cotdistill.tasks import Example, Task
 from cotdistill.tasks.suite import Suite, SuiteConfig
+
+if TYPE_CHECKING:  # torch and transformers load only when a function needs them
+    from cotdistill.methods.base import TrainConfig, TrainData
+    from cotdistill.models import Student, StudentConfig
 
 __all__ = [
     "Comparison",
@@ -184,6 +186,8 @@ def train(
     data). ``unlabelled``: target-domain questions (PRADA), when ``data`` is not a ``TrainData``.
     ``resume`` continues from the last checkpoint in ``out_dir``.
     """
+    from cotdistill.methods.base import TrainConfig, TrainData, get_method
+    from cotdistill.models import Student, StudentConfig
     from cotdistill.models import load_student as build_student
     from cotdistill.pipelines.cot import training_corpus
 
@@ -207,6 +211,7 @@ def train(
 def load_student(source: Student | str | Path) -> Student:
     """A student checkpoint (``Student.save`` directory), or any model ``student.model`` accepts
     (a pulled preset name, a Hugging Face directory, a ``.gguf`` file) for a zero-shot baseline."""
+    from cotdistill.models import Student, StudentConfig
     from cotdistill.models import load_student as build_student
     from cotdistill.models.student import STUDENT_FILE
 
@@ -230,6 +235,7 @@ def evaluate(
     """Score a student on the suite's domains (default all); writes ``predictions.jsonl``,
     ``report.json`` and ``report.md`` into ``out_dir`` and returns the report's data."""
     from cotdistill.eval import evaluate as run_evaluation
+    from cotdistill.models import Student
 
     cfg = _config(EvalConfig, config)
     suite = suite if isinstance(suite, Suite) else load_suite(suite)

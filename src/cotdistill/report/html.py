@@ -29,6 +29,10 @@ _LONG_QUESTION = 400  # characters; longer questions fold into a <details>
 _BOLD = re.compile(r"\*\*(.+?)\*\*")
 
 
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}" + ("" if n == 1 else "s")
+
+
 def _asset(name: str) -> str:
     return files("cotdistill.report").joinpath("assets", name).read_text(encoding="utf-8")
 
@@ -127,8 +131,8 @@ def render_html(
 <body>
 <header>
 <h1>{escape(title)}</h1>
-<p class="meta">{len(runs)} runs · {len(methods)} with predictions · {questions} questions ·
-{len(ordered)} predictions · metric: {escape(metric_name)} · {len(disagree)} questions where runs disagree</p>
+<p class="meta">{_count(len(runs), "run")} · {len(methods)} with predictions · {_count(questions, "question")} ·
+{_count(len(ordered), "prediction")} · metric: {escape(metric_name)} · {len(disagree)} where runs disagree</p>
 </header>
 <section id="summary">
 <h2>Accuracy</h2>

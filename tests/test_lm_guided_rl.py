@@ -59,8 +59,9 @@ class FirstWordReasoner:
         return out
 
 
-def test_grpo_step_logs_every_reward_component(tmp_path):
-    examples = get_task("multihop").examples("train", 4, seed=0)
+def multihop_rows(n: int) -> tuple[list[dict], list[str]]:
+    """GRPO rows for ``n`` multi-hop questions, and their gold rationales (tokenizer corpus)."""
+    examples = get_task("multihop").examples("train", n, seed=0)
     rows = [
         {
             "prompt": f"Context: {render_context(e.meta['context'])} Question: {e.question} Answer:",
@@ -71,7 +72,12 @@ def test_grpo_step_logs_every_reward_component(tmp_path):
         }
         for e in examples
     ]
-    model, tokenizer = tiny_model_and_tokenizer([r["prompt"] + " " + e.rationale for r, e in zip(rows, examples)])
+    return rows, [e.rationale for e in examples]
+
+
+def test_grpo_step_logs_every_reward_component(tmp_path):
+    rows, rationales = multihop_rows(4)
+    model, tokenizer = tiny_model_and_tokenizer([r["prompt"] + " " + t for r, t in zip(rows, rationales)])
     before = {k: v.clone() for k, v in model.state_dict().items()}
     backend = FirstWordReasoner()
     weights = {"exact_match": 1.0, "f1": 1.0, "support": 0.5, "no_repetition": 0.2, "length": 0.2}

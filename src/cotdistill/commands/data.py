@@ -39,21 +39,19 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _make(args: argparse.Namespace) -> int:
-    from cotdistill.config import load_config
-    from cotdistill.tasks.suite import SuiteConfig, load_suite, make_suite
+    from cotdistill import api
 
     overrides = [*args.overrides, *(["skip_invalid=true"] if args.skip_invalid else [])]
-    cfg = load_config(SuiteConfig, args.suite, overrides)
-    out = make_suite(cfg, args.output, force=args.force)
-    _print(load_suite(out, verify=False).manifest)
-    print(f"suite written to {out}")
+    suite = api.make_suite(args.suite, args.output, overrides=overrides, force=args.force)
+    _print(suite.manifest)
+    print(f"suite written to {suite.path}")
     return 0
 
 
 def _show(args: argparse.Namespace) -> int:
-    from cotdistill.tasks.suite import load_suite
+    from cotdistill import api
 
-    _print(load_suite(args.directory).manifest)
+    _print(api.load_suite(args.directory).manifest)
     return 0
 
 

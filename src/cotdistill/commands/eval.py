@@ -35,38 +35,23 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _eval(args: argparse.Namespace) -> int:
+    from cotdistill import api
     from cotdistill.config import load_config, save_config
-    from cotdistill.eval import EvalConfig, evaluate
-    from cotdistill.io import ensure_output_dir
-    from cotdistill.models import StudentConfig, load_student
-    from cotdistill.models.student import STUDENT_FILE, Student
+    from cotdistill.eval import EvalConfig
     from cotdistill.report.runs import runs_of
     from cotdistill.report.table import comparison_rows
-    from cotdistill.tasks.suite import load_suite
 
     cfg = load_config(EvalConfig, args.config, args.overrides)
-    suite = load_suite(args.suite)
-    domains = suite.domains()
-    if args.domains:
-        wanted = [d.strip() for d in args.domains.split(",") if d.strip()]
-        for domain in wanted:
-            suite.info(domain)  # unknown names raise with a suggestion
-        domains = wanted
+    domains = [d.strip() for d in args.domains.split(",") if d.strip()] if args.domains else None
     output = args.output or (
         args.checkpoint / "eval" if args.checkpoint.is_dir() else Path("eval") / args.checkpoint.name
     )
-    ensure_output_dir(output)
-    if (args.checkpoint / STUDENT_FILE).exists():
-        student = Student.load(args.checkpoint)
-    else:
-        student = load_student(StudentConfig(model=str(args.checkpoint)))
-    report = evaluate(
-        student,
-        {d: suite.examples(d, cfg.split) for d in domains},
-        {d: suite.roles[d] for d in domains},
-        cfg,
+    report = api.evaluate(
+        args.checkpoint,
+        api.load_suite(args.suite),
         output,
-        tasks={d: suite.task(d) for d in domains},
+        cfg,
+        domains=domains,
         meta={"checkpoint": str(args.checkpoint), "suite": str(args.suite)},
     )
     save_config(cfg, output / "eval.yaml")

@@ -44,8 +44,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _run(args: argparse.Namespace) -> int:
+    from cotdistill import api
     from cotdistill.config import load_config
-    from cotdistill.distill.generate import STATS_NAME, STORE_NAME, GenerationFailedError, generate_rationales
+    from cotdistill.distill.generate import STATS_NAME, STORE_NAME, GenerationFailedError
     from cotdistill.distill.recipe import GenerateRecipe, select_questions
     from cotdistill.distill.stats import stats_table
     from cotdistill.errors import ConfigError
@@ -56,12 +57,13 @@ def _run(args: argparse.Namespace) -> int:
     if not examples:
         raise ConfigError(f"{args.recipe}: no questions selected (check questions, roles, domains, split)")
     try:
-        stats = generate_rationales(
-            recipe.generate, examples, out_dir, tasks=tasks, shots=shots, show_progress=not args.no_progress
+        rationales = api.generate(
+            examples, out_dir, recipe.generate, tasks=tasks, shots=shots, show_progress=not args.no_progress
         )
     except GenerationFailedError:
         print(stats_table(json.loads((out_dir / STATS_NAME).read_text(encoding="utf-8"))))
         raise
+    stats = rationales.stats
     print(stats_table(stats))
     print(f"\nteacher {stats['teacher']}; rationales: {out_dir / STORE_NAME}; stats: {out_dir / STATS_NAME}")
     return 0

@@ -1,4 +1,8 @@
-"""``cotdistill report RUN_DIR... [-o OUT]``: runs side by side in one table and a bar chart."""
+"""``cotdistill report RUN_DIR... [-o OUT] [--html]``: runs side by side in one table and a bar chart.
+
+``--html`` also writes ``OUT/report.html``: one self-contained page with every question, each
+run's rationale, extracted answer and verdict, filters, the chart and the table.
+"""
 
 from __future__ import annotations
 
@@ -20,15 +24,22 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         default=None,
         help="metric to compare (default: each run's headline)",
     )
+    parser.add_argument(
+        "--html",
+        action="store_true",
+        help="also write report.html: every question with each run's rationale, answer and verdict, with filters",
+    )
     parser.set_defaults(func=_report)
 
 
 def _report(args: argparse.Namespace) -> int:
-    from cotdistill.report import compare_runs
+    from cotdistill import api
     from cotdistill.report.table import comparison_rows
 
-    runs, markdown, chart = compare_runs(args.runs, args.output, metric=args.metric)
-    headers, rows = comparison_rows(runs, metric=args.metric)
+    comparison = api.compare(args.runs, args.output, metric=args.metric, html=args.html)
+    headers, rows = comparison_rows(comparison.runs, metric=args.metric)
     print_table(headers, [[cell.replace("**", "") for cell in row] for row in rows])
-    print(f"\ntable: {markdown}\nchart: {chart}")
+    print(f"\ntable: {comparison.markdown}\nchart: {comparison.chart}")
+    if comparison.html:
+        print(f"page:  {comparison.html}")
     return 0

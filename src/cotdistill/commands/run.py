@@ -10,8 +10,6 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-RESOLVED_CONFIG = "config.yaml"
-
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
@@ -27,21 +25,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from cotdistill.errors import CotDistillError
-    from cotdistill.locking import output_lock
-    from cotdistill.pipelines import load_recipe
+    from cotdistill import api
 
     recipe_path, overrides = args.recipe, list(args.overrides)
     if recipe_path is not None and "=" in recipe_path and not Path(recipe_path).exists():
         recipe_path, overrides = None, [recipe_path, *overrides]  # `cotdistill run key=value` without a recipe
-    recipe = load_recipe(recipe_path, overrides)
-    output = args.output or Path("runs") / Path(recipe.source).stem
-    with output_lock(output):
-        if (output / RESOLVED_CONFIG).exists() and not args.resume:
-            raise CotDistillError(
-                f"{output} already holds a run; pass --resume to continue it, or --output DIR to start a new one"
-            )
-        print(f"running pipeline '{recipe.pipeline}' from {recipe.source} into {output}")
-        report_dir = recipe.cls().run(recipe.config, output, resume=args.resume)
+    report_dir = api.run(recipe_path, args.output, overrides=overrides, resume=args.resume)
     print(f"done: {report_dir}")
     return 0

@@ -15,7 +15,6 @@ from pathlib import Path
 from typing import Any
 
 from cotdistill.config import from_dict, load_config, save_config
-from cotdistill.errors import DataError
 from cotdistill.methods.base import TrainConfig
 from cotdistill.models.loading import StudentConfig
 
@@ -27,7 +26,7 @@ EXAMPLE = """example recipe:
   student: {model: tiny}          # or smollm2-135m-instruct with finetune: lora
   method: sft
   method_args: {multitask: false}
-  train: {epochs: 3, lr: 3.0e-3, batch_size: 16}
+  train: {epochs: 3, lr: 3.0e-3, batch_size: 16, report_to: none}   # or tensorboard, wandb, ...
   output: runs/train
 """
 
@@ -65,45 +64,28 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.set_defaults(func=_train)
 
 
-def load_examples(path: str | Path, *, need_rationale: bool) -> list:
-    """Examples from a rationale store (kept samples) or an examples JSONL."""
-    from cotdistill.distill.store import load_kept
-    from cotdistill.io import iter_jsonl, read_records
-    from cotdistill.tasks import Example
-
-    first = next((obj for _, obj in iter_jsonl(path)), None)
-    if isinstance(first, dict) and "example_id" in first and "kept" in first:
-        examples = load_kept(path)
-    else:
-        examples = read_records(path, Example.from_dict)
-    if need_rationale:
-        missing = sum(1 for e in examples if not e.rationale)
-        if missing == len(examples):
-            raise DataError("no example has a rationale (generate them with `cotdistill generate`)", path=str(path))
-    if not examples:
-        raise DataError("no usable examples", path=str(path))
-    return examples
-
-
 def _train(args: argparse.Namespace) -> int:
-    from cotdistill.methods import TrainData, get_method
+    from cotdistill import api
+    from cotdistill.methods import get_method
     from cotdistill.methods.checkpoints import training_lock
-    from cotdistill.models import load_student
 
     recipe = load_config(TrainRecipe, args.recipe, args.overrides)
     output = Path(args.output or recipe.output)
-    method_cls = get_method(recipe.method)
-    method_cfg = from_dict(method_cls.Config, recipe.method_args, where=args.recipe, prefix="method_args.")
-    labelled = load_examples(recipe.data, need_rationale=True)
-    unlabelled = load_examples(recipe.unlabelled, need_rationale=False) if recipe.unlabelled else []
+    method_cfg = from_dict(
+        get_method(recipe.method).Config, recipe.method_args, where=args.recipe, prefix="method_args."
+    )
     with training_lock(output):
         save_config(recipe, output / "train_config.yaml")
-        corpus = [f"{e.question} {e.rationale or e.answer}" for e in labelled] + [e.question for e in unlabelled]
-        student = load_student(recipe.student, corpus)
-        data = TrainData(labelled, unlabelled)
-        log.info(
-            "training %s on %d examples (%d unlabelled) -> %s", recipe.method, len(labelled), len(unlabelled), output
+        log.info("training %s on %s -> %s", recipe.method, recipe.data, output)
+        api.train(
+            recipe.data,
+            output,
+            method=recipe.method,
+            method_config=method_cfg,
+            student=recipe.student,
+            train=recipe.train,
+            unlabelled=recipe.unlabelled or (),
+            resume=args.resume,
         )
-        method_cls().train(student, data, recipe.train, method_cfg, output, resume=args.resume)
     print(f"trained student: {output / 'final'}")
     return 0

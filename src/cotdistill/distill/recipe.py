@@ -7,13 +7,14 @@ of the domains with the selected ``roles`` (default: labelled source domains onl
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from cotdistill.distill.generate import GenerateConfig
 from cotdistill.io import read_records
 from cotdistill.tasks import Example, Task
-from cotdistill.tasks.suite import SuiteConfig, load_suite, make_suite
+from cotdistill.tasks.suite import Suite, SuiteConfig, load_suite, make_suite
 
 
 @dataclass
@@ -46,6 +47,15 @@ class GenerateRecipe:
             raise ValueError("give `questions` (examples JSONL or suite directory) or a `suite` config")
 
 
+def suite_questions(
+    suite: Suite, split: str, roles: Sequence[str] = ("source",)
+) -> tuple[list[Example], dict[str, Task]]:
+    """The ``split`` questions of the suite's domains with one of ``roles`` (empty: every domain),
+    and the task that scores each of those domains."""
+    names = [d for d in suite.domains() if not roles or suite.roles[d].value in roles]
+    return [e for d in names for e in suite.examples(d, split)], {d: suite.task(d) for d in names}
+
+
 def select_questions(
     recipe: GenerateRecipe, out_dir: Path
 ) -> tuple[list[Example], dict[str, Task] | None, dict[str, list[Example]] | None]:
@@ -59,10 +69,7 @@ def select_questions(
         examples = read_records(source, Example.from_dict)
     else:
         directory = source if source is not None else make_suite(recipe.suite, out_dir / "suite")
-        suite = load_suite(directory)
-        names = [d for d in suite.domains() if not recipe.roles or suite.roles[d].value in recipe.roles]
-        examples = [e for d in names for e in suite.examples(d, recipe.split)]
-        tasks = {d: suite.task(d) for d in names}
+        examples, tasks = suite_questions(load_suite(directory), recipe.split, recipe.roles)
     if recipe.domains:
         examples = [e for e in examples if e.domain in recipe.domains]
     if recipe.limit:

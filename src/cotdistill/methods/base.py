@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
+from cotdistill.methods.tracking import parse_report_to, report_to_field, run_name_field
 from cotdistill.precision import PRECISION_HELP, Precision, legacy_precision
 from cotdistill.registry import Registry
 from cotdistill.tasks.base import Example
@@ -38,6 +39,8 @@ class TrainConfig:
     bf16: bool | None = field(default=None, metadata={"help": "deprecated: write precision: bf16 (or fp32)"})
     group_by_length: bool = field(default=True, metadata={"help": "batch rows of similar length (less padding)"})
     progress: bool = field(default=True, metadata={"help": "show a progress bar"})
+    report_to: str = report_to_field()
+    run_name: str = run_name_field()
 
     def __post_init__(self) -> None:
         self.precision = legacy_precision("bf16", self.bf16, self.precision)
@@ -57,6 +60,7 @@ class TrainConfig:
             raise ValueError(
                 f"save_steps must be >= 0 and save_total_limit >= 1, got {self.save_steps}, {self.save_total_limit}"
             )
+        parse_report_to(self.report_to)
 
 
 @dataclass

@@ -51,6 +51,7 @@ from cotdistill.methods.checkpoints import (
     training_lock,
 )
 from cotdistill.methods.data import IGNORE_INDEX, Collator, LengthGroupedSampler, count_truncated, make_row
+from cotdistill.methods.tracking import tracking_arguments
 from cotdistill.models.student import STUDENT_FILE, Student
 from cotdistill.nn.losses import linear_cross_entropy
 from cotdistill.precision import ResolvedPrecision, announce, resolve_precision, trainer_flags, training_device
@@ -205,7 +206,7 @@ def training_arguments(train: TrainConfig, output_dir: str | Path, precision: Re
         seed=train.seed,
         **trainer_flags(precision),
         use_cpu=not torch.accelerator.is_available(),  # multi-process CPU runs then use gloo DDP
-        report_to="none",
+        **tracking_arguments(train.report_to, train.run_name),
         remove_unused_columns=False,
         disable_tqdm=not train.progress,
         dataloader_num_workers=0,

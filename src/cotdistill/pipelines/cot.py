@@ -38,12 +38,14 @@ import torch
 from cotdistill.config import from_dict, save_config, to_dict
 from cotdistill.console import format_table
 from cotdistill.distill.generate import GenerateConfig, generate_rationales
+from cotdistill.distill.recipe import suite_questions
 from cotdistill.distill.store import load_kept
 from cotdistill.errors import ConfigError, CotDistillError, UnknownNameError
 from cotdistill.eval.evaluate import REPORT_JSON, EvalConfig, evaluate
 from cotdistill.eval.summary import METRICS, paired_difference, summarize
 from cotdistill.io import atomic_write_json, atomic_write_text
 from cotdistill.methods.base import METHODS, TrainConfig, TrainData
+from cotdistill.methods.tracking import TRACKING_FIELDS
 from cotdistill.models import Student, StudentConfig, load_student
 from cotdistill.models.student import STUDENT_FILE
 from cotdistill.pipelines.base import register_pipeline
@@ -84,7 +86,9 @@ class VariantConfig:
         return from_dict(METHODS.get(self.method).Config, self.args)
 
     def train_config(self, base: TrainConfig, seed: int) -> TrainConfig:
+        """The shared settings with this variant's overrides; trackers see ``[run_name/]variant/seed-N``."""
         merged = {**to_dict(base), **self.train, "seed": seed}
+        merged["run_name"] = "/".join(p for p in (merged["run_name"], self.name, f"seed-{seed}") if p)
         return from_dict(TrainConfig, merged)
 
 
@@ -199,27 +203,11 @@ class CotPipeline:
     def _training_data(self, config: CotConfig, suite: Suite, directory: Path) -> TrainData:
         """Teacher rationales for the source train questions; target train questions unlabelled."""
         _check_stage(directory, {"suite": to_dict(config.suite), "generate": to_dict(config.generate)})
-        sources = suite.domains(Role.SOURCE)
-        questions = [e for d in sources for e in suite.examples(d, "train")]
+        questions, tasks = suite_questions(suite, "train")
         if not questions:
             raise ConfigError("the suite's source domains have no train questions (set n_train > 0)")
-        generate_rationales(config.generate, questions, directory, tasks={d: suite.task(d) for d in sources})
-        labelled = load_kept(directory)
-        kept = {e.domain for e in labelled}
-        empty = [d for d in sources if d not in kept]
-        if empty:
-            raise CotDistillError(
-                f"source domain(s) {', '.join(empty)}: the teacher kept no rationale for any question, so they "
-                f"cannot be trained or scored in-domain (see {directory / 'stats.json'}); fix the teacher "
-                "or give those domains another role"
-            )
-        targets = [d for d in suite.domains() if d not in sources]
-        unlabelled = [
-            dataclasses.replace(e, answer="", rationale=None) for d in targets for e in suite.examples(d, "train")
-        ]
-        instructions = {d: suite.task(d).answer_instruction for d in suite.domains()}
-        families = {d: str(suite.task(d).family) for d in suite.domains()}
-        return TrainData(labelled=labelled, unlabelled=unlabelled, instructions=instructions, families=families)
+        generate_rationales(config.generate, questions, directory, tasks=tasks)
+        return training_data(suite, directory)
 
     def _train(
         self, config: CotConfig, variant: VariantConfig, seed: int, data: TrainData, run_dir: Path, *, resume: bool
@@ -233,7 +221,7 @@ class CotPipeline:
                 "suite": to_dict(config.suite),
                 "generate": to_dict(config.generate),
                 "student": to_dict(config.student),
-                "train": to_dict(train_cfg),
+                "train": {k: v for k, v in to_dict(train_cfg).items() if k not in TRACKING_FIELDS},
                 "variant": to_dict(variant),
             },
         )
@@ -243,7 +231,7 @@ class CotPipeline:
             return checkpoint
         torch.manual_seed(seed)
         student_cfg = dataclasses.replace(config.student, tiny=dataclasses.replace(config.student.tiny, seed=seed))
-        student = load_student(student_cfg, corpus=_corpus(data))
+        student = load_student(student_cfg, corpus=training_corpus(data))
         method = METHODS.get(variant.method)()
         log.info("training variant '%s' (method %s), seed %d", variant.name, variant.method, seed)
         trained = method.train(student, data, train_cfg, variant.method_config(), train_dir, resume=resume)
@@ -352,7 +340,33 @@ def comparison_report(
     }
 
 
-def _corpus(data: TrainData) -> list[str]:
+def training_data(suite: Suite, rationales_dir: str | Path) -> TrainData:
+    """Kept teacher rationales as labelled data; the suite's target train questions as unlabelled
+    ones (answers and rationales dropped); every domain's answer instruction and task family.
+    A source domain without a single kept rationale is refused (it could be neither trained nor
+    scored in-domain)."""
+    directory = Path(rationales_dir)
+    labelled = load_kept(directory)
+    if not labelled:
+        raise CotDistillError(f"the teacher kept no rationale (see {directory / 'stats.json'})")
+    kept = {e.domain for e in labelled}
+    empty = [d for d in suite.domains(Role.SOURCE) if d not in kept]
+    if empty:
+        raise CotDistillError(
+            f"source domain(s) {', '.join(empty)}: the teacher kept no rationale for any question, so they "
+            f"cannot be trained or scored in-domain (see {directory / 'stats.json'}); fix the teacher "
+            "or give those domains another role"
+        )
+    targets = [d for d in suite.domains() if suite.roles[d] != Role.SOURCE]
+    unlabelled = [
+        dataclasses.replace(e, answer="", rationale=None) for d in targets for e in suite.examples(d, "train")
+    ]
+    instructions = {d: suite.task(d).answer_instruction for d in suite.domains()}
+    families = {d: str(suite.task(d).family) for d in suite.domains()}
+    return TrainData(labelled=labelled, unlabelled=unlabelled, instructions=instructions, families=families)
+
+
+def training_corpus(data: TrainData) -> list[str]:
     """Texts a from-scratch tokenizer is trained on: training questions, rationales, instructions."""
     texts = [e.question for e in data.labelled] + [e.rationale or "" for e in data.labelled]
     texts += [e.question for e in data.unlabelled]

@@ -1,6 +1,7 @@
-"""Reports: report.json -> markdown, several runs side by side, accuracy bar charts."""
+"""Reports: report.json -> markdown, several runs side by side, accuracy bar charts, report.html."""
 
 from cotdistill.report.compare import compare_runs
+from cotdistill.report.html import write_html_report
 from cotdistill.report.plot import plot_accuracy
 from cotdistill.report.render import render_comparison, render_eval, render_runs
 from cotdistill.report.runs import Run, load_runs, read_report, runs_of
@@ -15,4 +16,5 @@ __all__ = [
     "render_eval",
     "render_runs",
     "runs_of",
+    "write_html_report",
 ]

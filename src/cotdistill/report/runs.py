@@ -51,15 +51,31 @@ def runs_of(report: dict[str, Any], name: str) -> list[Run]:
     return [Run(f"{prefix}{variant}", report["metric"], entry["summary"]) for variant, entry in report["runs"].items()]
 
 
-def load_runs(paths: Sequence[str | Path]) -> list[Run]:
-    """Every run in the given run directories / report files, in order."""
-    runs: list[Run] = []
+@dataclass(frozen=True)
+class ReportSource:
+    """One report read from disk: its directory, its data and the name its runs go by."""
+
+    directory: Path
+    report: dict[str, Any]
+    name: str
+
+
+def read_sources(paths: Sequence[str | Path]) -> list[ReportSource]:
+    """The reports in ``paths``; each is named after its directory, except a lone comparison
+    (its runs are then just the variant names)."""
+    sources = []
     for path in paths:
         path = Path(path)
         report = read_report(path)
         directory = path if path.is_dir() else path.parent
         single_comparison = len(paths) == 1 and report["kind"] == "comparison"
-        runs.extend(runs_of(report, "" if single_comparison else directory.name))
+        sources.append(ReportSource(directory, report, "" if single_comparison else directory.name))
+    return sources
+
+
+def load_runs(paths: Sequence[str | Path]) -> list[Run]:
+    """Every run in the given run directories / report files, in order."""
+    runs = [run for source in read_sources(paths) for run in runs_of(source.report, source.name)]
     names = [r.name for r in runs]
     duplicates = sorted({n for n in names if names.count(n) > 1})
     if duplicates:

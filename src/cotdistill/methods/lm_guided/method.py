@@ -34,7 +34,10 @@ class LMGuidedConfig:
     )
     reasoner_prompt: ReasonerConfig = field(default_factory=ReasonerConfig, metadata={"help": "reasoner prompting"})
     sft: SFTConfig = field(default_factory=SFTConfig, metadata={"help": "stage 1 (KD) sft options"})
-    rl: RLConfig = field(default_factory=RLConfig, metadata={"help": "stage 2 (GRPO)"})
+    rl: RLConfig = field(
+        default_factory=RLConfig,
+        metadata={"help": "stage 2 (GRPO); its seed, report_to and run_name come from the shared train settings"},
+    )
     rewards: RewardConfig = field(default_factory=RewardConfig, metadata={"help": "reward weights"})
 
 
@@ -64,7 +67,8 @@ class LMGuided:
                 data.labelled, lambda e: student.prompt(guided_example(e).question, data.instruction(e.domain))
             )
             precision = train.precision if config.rl.precision is Precision.AUTO else config.rl.precision
-            rl = RLConfig(**{**vars(config.rl), "seed": train.seed, "precision": precision})
+            tracking = {"report_to": train.report_to, "run_name": f"{train.run_name}/rl" if train.run_name else ""}
+            rl = RLConfig(**{**vars(config.rl), "seed": train.seed, "precision": precision, **tracking})
             student.model = train_grpo(
                 student.model,
                 student.tokenizer,

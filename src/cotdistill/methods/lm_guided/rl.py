@@ -2,7 +2,7 @@
 
 Each training row is a plain-text ``prompt`` (the rationale model's prompt) plus the columns the
 rewards read (``question``, ``context``, ``answer``, ``supporting``). Every reward component is
-its own TRL reward function (logged as ``rewards/<name>/mean``), combined with the configured
+its own TRL reward function (logged as ``rewards/<name>/mean``, to ``report_to`` trackers too), combined with the configured
 weights through ``GRPOConfig.reward_weights``. The KL penalty (``beta``) is taken against the KD
 model: for a full model it is saved to ``<output_dir>/reference`` and TRL loads its reference
 from there; for a LoRA model TRL copies the KD adapter as the frozen reference adapter.
@@ -20,6 +20,7 @@ import torch
 
 from cotdistill.io import atomic_write_text
 from cotdistill.methods.lm_guided.rewarder import Rewarder
+from cotdistill.methods.tracking import parse_report_to, report_to_field, run_name_field, tracking_arguments
 from cotdistill.precision import (
     PRECISION_HELP,
     Precision,
@@ -52,10 +53,13 @@ class RLConfig:
     precision: Precision = field(default=Precision.AUTO, metadata={"help": PRECISION_HELP})
     bf16: bool | None = field(default=None, metadata={"help": "deprecated: write precision: bf16 (or fp32)"})
     seed: int = field(default=0, metadata={"help": "seed for sampling and data order"})
+    report_to: str = report_to_field()
+    run_name: str = run_name_field()
 
     def __post_init__(self) -> None:
         self.precision = legacy_precision("bf16", self.bf16, self.precision)
         self.bf16 = None
+        parse_report_to(self.report_to)
         for name in ("max_steps", "prompts_per_step", "max_completion_length", "logging_steps", "save_steps"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
@@ -90,7 +94,7 @@ def grpo_config(cfg: RLConfig, output_dir: Path, reward_weights: list[float], mo
         gradient_checkpointing=False,
         **trainer_flags(precision),
         use_cpu=not torch.cuda.is_available(),
-        report_to="none",
+        **tracking_arguments(cfg.report_to, cfg.run_name),
         seed=cfg.seed,
         disable_tqdm=False,
     )

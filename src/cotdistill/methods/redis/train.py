@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from cotdistill.methods.redis.pairs import PreferencePair, SFTItem
+from cotdistill.methods.tracking import parse_report_to, report_to_field, run_name_field, tracking_arguments
 from cotdistill.models import LoraSettings, Student
 from cotdistill.models.lora import apply_lora
 from cotdistill.precision import (
@@ -45,9 +46,12 @@ class TrainSettings:
     max_length: int = field(default=1024, metadata={"help": "longest prompt + completion in tokens (longer: cut)"})
     seed: int = field(default=0, metadata={"help": "training seed"})
     precision: Precision = field(default=Precision.AUTO, metadata={"help": PRECISION_HELP})
+    report_to: str = report_to_field()
+    run_name: str = run_name_field()
 
     def __post_init__(self) -> None:
         self.precision = Precision(self.precision)
+        parse_report_to(self.report_to)
         for name in ("sft_epochs", "align_epochs", "sft_lr", "align_lr", "beta"):
             if getattr(self, name) <= 0:
                 raise ValueError(f"{name} must be > 0, got {getattr(self, name)}")
@@ -72,7 +76,7 @@ def _common_args(
         "seed": settings.seed,
         "logging_steps": 10,
         "save_strategy": "no",
-        "report_to": [],
+        **tracking_arguments(settings.report_to, settings.run_name, suffix=f"/{output_dir.name}"),
         **trainer_flags(precision),
         "gradient_checkpointing": False,
         "lr_scheduler_type": "linear",

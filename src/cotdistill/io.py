@@ -15,11 +15,19 @@ from cotdistill.errors import DataError
 T = TypeVar("T")
 
 
-def iter_jsonl(path: str | os.PathLike) -> Iterator[tuple[int, Any]]:
-    """Yield ``(line_number, parsed_object)`` for each non-blank line; bad JSON raises DataError."""
+def require_file(path: str | os.PathLike) -> Path:
+    """``path`` as a Path; DataError when it does not exist or is a directory."""
     path = Path(path)
     if not path.exists():
         raise DataError("file does not exist", path=str(path))
+    if path.is_dir():
+        raise DataError("is a directory; expected a file", path=str(path))
+    return path
+
+
+def iter_jsonl(path: str | os.PathLike) -> Iterator[tuple[int, Any]]:
+    """Yield ``(line_number, parsed_object)`` for each non-blank line; bad JSON raises DataError."""
+    path = require_file(path)
     with path.open(encoding="utf-8") as handle:
         for number, line in enumerate(handle, start=1):
             if not line.strip():
@@ -45,11 +53,9 @@ def read_records(
     re-raised as a DataError naming the file and line, or, with ``skip_invalid``, the line is
     skipped and counted in ``counter["skipped"]``. An empty file is an error.
     """
-    path = Path(path)
+    path = require_file(path)
     records: list[T] = []
     skipped = 0
-    if not path.exists():
-        raise DataError("file does not exist", path=str(path))
     with path.open(encoding="utf-8") as handle:
         for number, line in enumerate(handle, start=1):
             if not line.strip():

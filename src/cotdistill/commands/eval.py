@@ -4,8 +4,13 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from cotdistill.console import print_table
+
+if TYPE_CHECKING:
+    from cotdistill.tasks.base import Example
+    from cotdistill.tasks.suite import Suite
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -30,6 +35,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="output directory (default CHECKPOINT/eval, or eval/NAME for a model name)",
     )
     parser.add_argument("--domains", default=None, help="comma-separated domains to evaluate (default: all)")
+    parser.add_argument(
+        "--shots",
+        type=int,
+        default=None,
+        help="few-shot: solved questions of the same domain (from its train split, else dev) before each question",
+    )
     parser.add_argument("overrides", nargs="*", metavar="key=value", help="EvalConfig overrides")
     parser.set_defaults(func=_eval)
 
@@ -43,7 +54,8 @@ def _eval(args: argparse.Namespace) -> int:
     from cotdistill.report.table import comparison_rows
     from cotdistill.tasks.suite import load_suite
 
-    cfg = load_config(EvalConfig, args.config, args.overrides)
+    overrides = [*args.overrides, *([f"shots={args.shots}"] if args.shots is not None else [])]
+    cfg = load_config(EvalConfig, args.config, overrides)
     suite = load_suite(args.suite)
     domains = suite.domains()
     if args.domains:
@@ -66,9 +78,20 @@ def _eval(args: argparse.Namespace) -> int:
         output,
         tasks={d: suite.task(d) for d in domains},
         meta={"checkpoint": str(args.checkpoint), "suite": str(args.suite)},
+        shot_pool={d: _shot_pool(suite, d, cfg.split) for d in domains} if cfg.shots else None,
     )
     save_config(cfg, output / "eval.yaml")
     headers, rows = comparison_rows(runs_of(report, str(args.checkpoint.name)))
     print_table(headers, [[cell.replace("**", "") for cell in row] for row in rows])
     print(f"\nreport: {output / 'report.md'}\ndata:   {output / 'report.json'}")
     return 0
+
+
+def _shot_pool(suite: Suite, domain: str, split: str) -> list[Example]:
+    """Labelled examples few-shot prompts draw from: the train split, else dev, else the evaluated split."""
+    for candidate in ("train", "dev"):
+        if candidate != split:
+            labelled = [e for e in suite.examples(domain, candidate) if e.answer]
+            if labelled:
+                return labelled
+    return suite.examples(domain, split)

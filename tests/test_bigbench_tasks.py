@@ -62,7 +62,7 @@ def test_choices_score_letters_and_option_text() -> None:
     fe, hydrogen = load_bigbench(PERIODIC)[:2]
     assert fe.question == "Which element has the symbol Fe?\nA) Lead\nB) Iron\nC) Fluorine" and fe.answer == "B"
     task = get_task("bigbench", {"path": str(PERIODIC)})
-    assert task.answer_type == AnswerType.CHOICE if task.answer_instruction else False
+    assert "a letter" in task.answer_instruction and task.answer_type == AnswerType.CHOICE
     for said in ("The answer is B.", "The answer is (B).", "The answer is Iron.", "The answer is option b"):
         assert task.score(said, fe).strict, said
     assert not task.score("The answer is a metal.", fe).strict

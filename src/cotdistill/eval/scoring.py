@@ -100,8 +100,9 @@ CLOSED = (AnswerType.YESNO, AnswerType.LABEL, AnswerType.CHOICE)
 def chance_baseline(task: Task, examples: Sequence[Example]) -> Chance:
     """Accuracy of always giving the split's most common (normalised) gold answer, for closed answer sets.
 
-    It is at least uniform guessing among each question's options (labels, yes/no, choices). This is an optimistic constant predictor, so "above chance" against
-    it is a strict claim. Open answers (numbers, text, lists) have no chance baseline.
+    It is at least uniform guessing among each question's options (labels, yes/no, choices).
+    This is an optimistic constant predictor, so "above chance" against it is a strict claim.
+    Open answers (numbers, text, lists) have no chance baseline.
     """
     if not examples:
         raise ValueError("chance baseline of an empty split")

@@ -189,8 +189,12 @@ class ListDomain(Domain):
 def _ints(values: list[Any]) -> list[int]:
     out = []
     for v in values:
-        if isinstance(v, bool) or not isinstance(v, (int, str)):
-            raise TypeError(f"list items must be integers, got {v!r}")
+        if (
+            isinstance(v, bool)
+            or not isinstance(v, (int, str))
+            or (isinstance(v, str) and not v.strip().lstrip("-").isdigit())
+        ):
+            raise TypeError(f"{values!r} is not a list of integers")
         out.append(int(v))
     return out
 

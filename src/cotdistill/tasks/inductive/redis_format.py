@@ -61,14 +61,11 @@ def _pairs(record: Mapping[str, Any], key: str, domain: Domain) -> tuple[Pair, .
             pair = Pair(
                 domain.decode(item["input"]), domain.decode(item["output"]), kind if isinstance(kind, str) else None
             )
+            domain.check_pair(pair)
         except KeyError as exc:
             raise KeyError(f"{key}[{i}].{exc.args[0]}") from None
         except (TypeError, ValueError) as exc:
-            raise ValueError(f"'{key}[{i}]': {exc}") from None
-        try:
-            domain.check_pair(pair)
-        except ValueError as exc:
-            raise ValueError(f"'{key}[{i}]': {exc}; is this a file of another task family?") from None
+            raise ValueError(f"'{key}[{i}]': {exc} (is this a file of another task family?)") from None
         pairs.append(pair)
     return tuple(pairs)
 

@@ -1,10 +1,12 @@
 """Scoring hand-made predictions: self-consistency vote, chance baseline, aggregation."""
 
+import dataclasses
+
 import numpy as np
 import pytest
 
-from cotdistill.eval.scoring import chance_baseline, majority_vote, score_example
-from cotdistill.eval.summary import chance_verdict, summarize
+from cotdistill.eval.scoring import Chance, chance_baseline, majority_vote, score_example
+from cotdistill.eval.summary import chance_verdict, format_chance, summarize
 from cotdistill.tasks import Example, get_task
 
 
@@ -37,11 +39,21 @@ def test_strict_needs_answer_sentence_flexible_does_not():
     assert not wrong.strict and not wrong.flexible
 
 
-def test_chance_baseline_majority_and_yesno_floor():
+def test_chance_baseline_only_for_closed_answer_sets():
     arith = get_task("arith_shopping")
-    examples = [_example(a, i=i) for i, a in enumerate(["3", "3", "4", "5"])]
-    chance = chance_baseline(arith, examples)
-    assert (chance.answer, chance.accuracy) == ("3", 0.5)
+    examples = [_example(a, i=i) for i, a in enumerate(["3", "3", "3", "5"])]
+    assert chance_baseline(arith, examples) == Chance(None, None)  # open answers: n/a, not 75%
+    summary = summarize({m: {"a": np.ones((1, 4))} for m in ("strict", "flexible")}, {"a": "source"}, {"a": None})
+    assert summary["domains"]["a"]["chance"] is None and summary["groups"]["in_domain"]["chance"] is None
+    assert "no chance baseline" in chance_verdict(summary, "in_domain", "strict")
+    assert format_chance(None) == "n/a" and format_chance(0.25) == "25.0"
+    choice = get_task("jsonl", {"path": "unused.jsonl", "answer_type": "choice"})
+    three = [dataclasses.replace(_example(a, i=i), meta={"choices": ["x", "y", "z"]}) for i, a in enumerate("ABC")]
+    assert chance_baseline(choice, three).accuracy == pytest.approx(1 / 3)
+    assert chance_baseline(choice, three[:1] * 2 + three[1:2]).accuracy == pytest.approx(2 / 3)
+
+
+def test_chance_baseline_majority_and_yesno_floor():
     coin = get_task("coin_flip")
     skewed = [_example("yes", "coin_flip", i) for i in range(3)] + [_example("no", "coin_flip", 9)]
     assert chance_baseline(coin, skewed).accuracy == 0.75

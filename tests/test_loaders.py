@@ -10,7 +10,8 @@ import pytest
 from cotdistill import answers
 from cotdistill.errors import ConfigError, DataError, UnknownNameError
 from cotdistill.tasks import Example, get_task
-from cotdistill.tasks.loaders import load_bigbench, load_gsm8k, load_hf, load_jsonl, parse_gsm8k
+from cotdistill.tasks.bigbench import load_bigbench
+from cotdistill.tasks.loaders import load_gsm8k, load_hf, load_jsonl, parse_gsm8k
 
 
 def _lines(path: Path, rows: list) -> Path:
@@ -146,14 +147,18 @@ def _bigbench(path: Path, data: dict) -> Path:
     return path
 
 
-def test_bigbench_choices_become_letters(tmp_path: Path) -> None:
+def test_bigbench_choices_become_letters_and_yes_no_stays_yes_no(tmp_path: Path) -> None:
     path = _bigbench(tmp_path / "task.json", BIGBENCH)
     first, second = load_bigbench(path)
-    assert first.question == "Is fire hot?\nA) yes\nB) no" and first.answer == "A"
+    assert first.question == "Is fire hot?" and first.answer == "yes" and first.meta["answer_type"] == "yesno"
+    assert second.question == "Pick the fruit.\nA) rock\nB) apple\nC) chair"
     assert second.answer == "B" and second.meta["choices"] == ["rock", "apple", "chair"]
     task = get_task("bigbench", {"path": str(path)})
     assert task.score("Apples are fruit. The answer is B.", second).strict
+    assert task.score("Apples are fruit. The answer is apple.", second).strict
     assert not task.score("The answer is C.", second).strict
+    assert task.score("Fire burns. The answer is Yes.", first).strict
+    assert not task.score("The answer is a resounding no.", first).strict
 
 
 def test_bigbench_text_targets(tmp_path: Path) -> None:

@@ -7,7 +7,15 @@ Two scores for every prediction:
 * **flexible**: falls back to the last answer-shaped span anywhere in the text
   (last number, last list, last yes/no, last label word).
 
-Both compare the *normalised* extracted answer with the normalised gold answer.
+Both compare the *normalised* extracted answer with the normalised gold answer. The answer
+sentence ends at its first full stop followed by a space, so a number in a later sentence never
+counts as the stated answer. A choice letter counts only where it stands as an option (``A``,
+``(A)``, ``A)``, ``A.``, ``option A``; in running text only capital letters), and with the
+options' texts given, stating an option's text picks its letter. Yes/no answers accept true/false.
+
+``harness_gsm8k`` scores a prediction with lm-evaluation-harness's two GSM8K filters
+(``strict-match``: the first ``#### N``; ``flexible-extract``: the last number) and its
+exact-match normalisation, so figures can be set next to published ones.
 """
 
 from __future__ import annotations
@@ -32,10 +40,22 @@ _ANSWER_SENTENCE = re.compile(
 )
 _HASHES = re.compile(r"####\s*(?=(.+))")
 _BOXED = re.compile(r"\\boxed\{((?:[^{}]|\{[^{}]*\})*)\}")
-_NUMBER = re.compile(r"(?<![\w.])[-−]?\$?\s?(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?(?:\s*/\s*\d+)?%?")
+_NUMBER = re.compile(r"(?<![\w.])[-−]?\$?\s?(?:(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?|\.\d+)(?:\s*/\s*\d+)?%?")
 _LIST = re.compile(r"\[[^\[\]]*\]")
-_CHOICE = re.compile(r"(?:^|[\s(\[])([A-E])(?:[)\].,:;\s]|$)")
-_YESNO = re.compile(r"\b(yes|no)\b", re.IGNORECASE)
+# A letter standing as an option. At the start of an answer sentence: option A, (A), A), A., a bare
+# capital, or a lone small letter. In running text only capitals, and a bare one not before a word.
+_CHOICE_AT_START = re.compile(
+    r"\s*\**\s*(?:(?i:option)\s+(?P<a>[A-Ea-e])\b|\((?P<b>[A-Ea-e])\)|(?P<c>[A-Ea-e])[.)](?!\w)"
+    r"|(?P<d>[A-E])(?![\w'])|(?P<e>[a-e])\s*$)"
+)
+_CHOICE_IN_TEXT = re.compile(
+    r"(?i:option)\s+(?P<a>[A-E])\b|\((?P<b>[A-E])\)|(?<![\w'])(?P<c>[A-E])[.)](?!\w)"
+    r"|(?<![\w'])(?P<d>[A-E])(?![\w'])(?!\s+[a-z])"
+)
+_YESNO = re.compile(r"\b(yes|no|true|false)\b", re.IGNORECASE)
+_YESNO_CANONICAL = {"yes": "yes", "true": "yes", "no": "no", "false": "no"}
+_SENTENCE_END = re.compile(r"[.!?](?=\s)")
+CHOICE_LETTERS = "ABCDE"
 
 
 @dataclass(frozen=True)
@@ -131,8 +151,14 @@ def normalize_text(text: str) -> str:
     return " ".join(text.split())
 
 
-def normalize(answer: str, answer_type: AnswerType | str, labels: Sequence[str] = ()) -> str | None:
-    """Normalise an answer string of the given type; None when it is not of that shape."""
+def normalize(
+    answer: str, answer_type: AnswerType | str, labels: Sequence[str] = (), options: Sequence[str] = ()
+) -> str | None:
+    """Normalise an answer string of the given type; None when it is not of that shape.
+
+    ``options`` are the texts of a choice question's options (A, B, ...): a choice answer that
+    states an option's text instead of its letter normalises to that letter.
+    """
     kind = _kind(answer_type)
     answer = answer.strip()
     if kind == "number":
@@ -142,14 +168,37 @@ def normalize(answer: str, answer_type: AnswerType | str, labels: Sequence[str] 
         match = _LIST.search(answer)
         return normalize_list(match.group(0)) if match else None
     if kind == "choice":
-        match = re.search(r"\(?\b([A-Ea-e])\b\)?", answer)
-        return match.group(1).upper() if match else None
+        return _choice_at_start(answer) or _option_by_text(answer, options)
     if kind == "yesno":
         match = _YESNO.search(answer)
-        return match.group(1).lower() if match else None
+        return _YESNO_CANONICAL[match.group(1).lower()] if match else None
     if kind == "label":
         return _find_label(answer, labels, last=False)
     return normalize_text(answer) or None
+
+
+def _letter(match: re.Match[str]) -> str:
+    return next(value for value in match.groupdict().values() if value).upper()
+
+
+def _choice_at_start(text: str) -> str | None:
+    match = _CHOICE_AT_START.match(text)
+    return _letter(match) if match else None
+
+
+def _option_by_text(text: str, options: Sequence[str]) -> str | None:
+    """The letter of the option whose text ``text`` states (exactly, else as the only one it contains)."""
+    said = normalize_text(text)
+    if not said or not options:
+        return None
+    texts = [normalize_text(option) for option in options]
+    exact = [i for i, t in enumerate(texts) if t and t == said]
+    if exact:
+        return CHOICE_LETTERS[exact[0]]
+    contained = [i for i, t in enumerate(texts) if t and re.search(rf"(?<!\w){re.escape(t)}(?!\w)", said)]
+    longest = max((len(texts[i]) for i in contained), default=0)
+    best = [i for i in contained if len(texts[i]) == longest]
+    return CHOICE_LETTERS[best[0]] if len(best) == 1 else None
 
 
 def _find_label(text: str, labels: Sequence[str], *, last: bool) -> str | None:
@@ -177,8 +226,12 @@ def _sentence_span(text: str) -> str | None:
         candidates.append((match.start(), match.group(1)))
     if not candidates:
         return None
-    span = max(candidates, key=lambda c: c[0])[1]
-    return span.split("\n")[0].strip()
+    start, span = max(candidates, key=lambda c: c[0])
+    span = span.split("\n")[0].strip()
+    if not text.startswith("\\boxed", start):
+        end = _SENTENCE_END.search(span)
+        span = span[: end.start() + 1] if end else span
+    return span
 
 
 def answer_span(text: str) -> str | None:
@@ -186,20 +239,28 @@ def answer_span(text: str) -> str | None:
     return _sentence_span(text)
 
 
-def extract(text: str, answer_type: AnswerType | str, labels: Sequence[str] = (), *, strict: bool) -> str | None:
+def extract(
+    text: str,
+    answer_type: AnswerType | str,
+    labels: Sequence[str] = (),
+    *,
+    strict: bool,
+    options: Sequence[str] = (),
+) -> str | None:
     """Extract and normalise the final answer from a model's output, or None."""
     kind = _kind(answer_type)
     span = _sentence_span(text)
     if span is not None:
-        value = normalize(span.rstrip(". "), kind, labels) if kind == "text" else normalize(span, kind, labels)
+        stated = span.rstrip(". ") if kind in ("text", "choice") else span
+        value = normalize(stated, kind, labels, options)
         if value is not None or strict:
             return value
     elif strict:
         return None
-    return _extract_flexible(text, kind, labels)
+    return _extract_flexible(text, kind, labels, options)
 
 
-def _extract_flexible(text: str, kind: str, labels: Sequence[str]) -> str | None:
+def _extract_flexible(text: str, kind: str, labels: Sequence[str], options: Sequence[str]) -> str | None:
     if kind == "number":
         found = _NUMBER.findall(text)
         return normalize_number(found[-1]) if found else None
@@ -207,25 +268,61 @@ def _extract_flexible(text: str, kind: str, labels: Sequence[str]) -> str | None
         found = _LIST.findall(text)
         return normalize_list(found[-1]) if found else None
     if kind == "choice":
-        found = _CHOICE.findall(text)
-        return found[-1] if found else None
+        found = list(_CHOICE_IN_TEXT.finditer(text))
+        if found:
+            return _letter(found[-1])
+        lines = [line for line in text.strip().splitlines() if line.strip()]
+        return _option_by_text(lines[-1], options) if lines else None
     if kind == "yesno":
         found = _YESNO.findall(text)
-        return found[-1].lower() if found else None
+        return _YESNO_CANONICAL[found[-1].lower()] if found else None
     if kind == "label":
         return _find_label(text, labels, last=True)
     lines = [line for line in text.strip().splitlines() if line.strip()]
     return normalize_text(lines[-1]) if lines else None
 
 
-def score(prediction: str, gold: str, answer_type: AnswerType | str, labels: Sequence[str] = ()) -> Score:
+def score(
+    prediction: str, gold: str, answer_type: AnswerType | str, labels: Sequence[str] = (), options: Sequence[str] = ()
+) -> Score:
     """Score a full model output against a gold answer (strict and flexible)."""
-    gold_norm = normalize(gold, answer_type, labels)
-    strict_value = extract(prediction, answer_type, labels, strict=True)
-    flexible_value = extract(prediction, answer_type, labels, strict=False)
+    gold_norm = normalize(gold, answer_type, labels, options)
+    strict_value = extract(prediction, answer_type, labels, strict=True, options=options)
+    flexible_value = extract(prediction, answer_type, labels, strict=False, options=options)
     return Score(
         strict=gold_norm is not None and strict_value == gold_norm,
         flexible=gold_norm is not None and flexible_value == gold_norm,
         extracted=flexible_value,
         extracted_strict=strict_value,
     )
+
+
+# --------------------------------------------------------------------------- lm-evaluation-harness GSM8K
+
+_HARNESS_STRICT = re.compile(r"#### (\-?[0-9\.\,]+)")
+_HARNESS_FLEXIBLE = re.compile(r"(-?[$0-9.,]{2,})|(-?[0-9]+)")
+_HARNESS_IGNORE = (re.compile(","), re.compile(r"\$"), re.compile(r"(?s).*#### "), re.compile(r"\.$"))
+HARNESS_INVALID = "[invalid]"
+
+
+def _harness_clean(text: str) -> str:
+    for regex in _HARNESS_IGNORE:
+        text = regex.sub("", text)
+    return text.strip().lower()
+
+
+def harness_gsm8k(prediction: str, gold: str) -> dict[str, bool]:
+    """lm-evaluation-harness GSM8K: ``{"gsm8k_strict_match": ..., "gsm8k_flexible_extract": ...}``.
+
+    Filters as in its ``gsm8k.yaml`` (strict: first ``#### (-?[0-9.,]+)``; flexible: last match
+    of ``(-?[$0-9.,]{2,})|(-?[0-9]+)``; no match is ``[invalid]``), then its ``exact_match``
+    (ignore case; drop ``,``, ``$``, everything up to ``#### `` and a final ``.``).
+    """
+    strict = _HARNESS_STRICT.search(prediction)
+    flexible = _HARNESS_FLEXIBLE.findall(prediction)
+    extracted = {
+        "gsm8k_strict_match": strict.group(1) if strict else HARNESS_INVALID,
+        "gsm8k_flexible_extract": next(g for g in flexible[-1] if g) if flexible else HARNESS_INVALID,
+    }
+    target = _harness_clean(gold)
+    return {name: _harness_clean(value) == target for name, value in extracted.items()}

@@ -233,7 +233,9 @@ def evaluate(
     show_progress: bool = True,
 ) -> dict[str, Any]:
     """Score a student on the suite's domains (default all); writes ``predictions.jsonl``,
-    ``report.json`` and ``report.md`` into ``out_dir`` and returns the report's data."""
+    ``report.json`` and ``report.md`` into ``out_dir`` and returns the report's data. With
+    ``config.shots`` the solved examples come from each domain's train split (else dev, else the
+    evaluated split itself, never the queried question)."""
     from cotdistill.eval import evaluate as run_evaluation
     from cotdistill.io import ensure_output_dir
     from cotdistill.models import Student
@@ -255,7 +257,18 @@ def evaluate(
         tasks={d: suite.task(d) for d in names},
         meta=meta,
         show_progress=show_progress,
+        shot_pool={d: shot_pool(suite, d, cfg.split) for d in names} if cfg.shots else None,
     )
+
+
+def shot_pool(suite: Suite, domain: str, split: str) -> list[Example]:
+    """Labelled examples few-shot prompts draw from: the train split, else dev, else the evaluated split."""
+    for candidate in ("train", "dev"):
+        if candidate != split:
+            labelled = [e for e in suite.examples(domain, candidate) if e.answer]
+            if labelled:
+                return labelled
+    return suite.examples(domain, split)
 
 
 # ---------------------------------------------------------------------------------------- reports

@@ -32,3 +32,8 @@ def print_table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
 def progress(iterable: Iterable[T], *, total: int | None = None, desc: str = "", disable: bool = False) -> Iterable[T]:
     """A tqdm bar with rate and ETA (shown on a terminal, quiet when stderr is not one)."""
     return tqdm(iterable, total=total, desc=desc, disable=disable, dynamic_ncols=True, leave=False)
+
+
+def counter_bar(total: int, *, desc: str = "", disable: bool = False) -> tqdm:
+    """A tqdm bar advanced by hand (``bar.update(n)``), e.g. counting questions across batches."""
+    return tqdm(total=total, desc=desc, disable=disable, dynamic_ncols=True, leave=False)

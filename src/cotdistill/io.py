@@ -16,15 +16,23 @@ from cotdistill.errors import CotDistillError, DataError
 T = TypeVar("T")
 
 
+def require_file(path: str | os.PathLike) -> Path:
+    """``path`` as a Path; DataError when it does not exist or is a directory."""
+    path = Path(path)
+    if not path.exists():
+        raise DataError("file does not exist", path=str(path))
+    if path.is_dir():
+        raise DataError("is a directory; expected a file", path=str(path))
+    return path
+
+
 def iter_text_lines(path: str | os.PathLike) -> Iterator[tuple[int, str]]:
     """Yield ``(line_number, text)`` of a UTF-8 file (lines keep their ``\\n``).
 
     A missing file or bytes that are not UTF-8 raise DataError naming the file, the line and the
     byte offset in the file.
     """
-    path = Path(path)
-    if not path.is_file():
-        raise DataError("file does not exist" if not path.exists() else "not a file", path=str(path))
+    path = require_file(path)
     offset = 0
     with path.open("rb") as handle:
         for number, raw in enumerate(handle, start=1):
@@ -68,7 +76,7 @@ def read_records(
     re-raised as a DataError naming the file and line, or, with ``skip_invalid``, the line is
     skipped and counted in ``counter["skipped"]``. An empty file is an error.
     """
-    path = Path(path)
+    path = require_file(path)
     records: list[T] = []
     skipped = 0
     for number, line in iter_text_lines(path):

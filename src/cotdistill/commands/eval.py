@@ -30,6 +30,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="output directory (default CHECKPOINT/eval, or eval/NAME for a model name)",
     )
     parser.add_argument("--domains", default=None, help="comma-separated domains to evaluate (default: all)")
+    parser.add_argument(
+        "--shots",
+        type=int,
+        default=None,
+        help="few-shot: solved questions of the same domain (from its train split, else dev) before each question",
+    )
     parser.add_argument("overrides", nargs="*", metavar="key=value", help="EvalConfig overrides")
     parser.set_defaults(func=_eval)
 
@@ -41,7 +47,8 @@ def _eval(args: argparse.Namespace) -> int:
     from cotdistill.report.runs import runs_of
     from cotdistill.report.table import comparison_rows
 
-    cfg = load_config(EvalConfig, args.config, args.overrides)
+    overrides = [*args.overrides, *([f"shots={args.shots}"] if args.shots is not None else [])]
+    cfg = load_config(EvalConfig, args.config, overrides)
     domains = [d.strip() for d in args.domains.split(",") if d.strip()] if args.domains else None
     output = args.output or (
         args.checkpoint / "eval" if args.checkpoint.is_dir() else Path("eval") / args.checkpoint.name

@@ -7,6 +7,11 @@
 * ``report.json``: the config, per-domain and per-group accuracy with bootstrap intervals,
   chance baselines, and every per-example record;
 * ``report.md``: the same as readable tables (``cotdistill.report.render``).
+
+Questions of all domains are generated together, ``chunk_size`` at a time (the student batches
+and sorts them by length), so many small domains cost no more than one large one; the progress
+bar counts questions. With ``shots = k`` each question is preceded by ``k`` solved questions of
+its domain (``cotdistill.eval.fewshot``).
 """
 
 from __future__ import annotations
@@ -21,10 +26,12 @@ from typing import Any, Literal
 import numpy as np
 
 from cotdistill.config import to_dict
-from cotdistill.console import progress
+from cotdistill.console import counter_bar
 from cotdistill.errors import CotDistillError
+from cotdistill.eval.fewshot import few_shot_question
 from cotdistill.eval.generation import Generator, generate_samples
 from cotdistill.eval.scoring import chance_baseline, score_example
+from cotdistill.eval.stats import bootstrap_ci
 from cotdistill.eval.summary import METRICS, ROLES, summarize
 from cotdistill.io import JsonlAppender, atomic_write_json, atomic_write_text, iter_jsonl
 from cotdistill.precision import PRECISION_HELP, Precision
@@ -63,6 +70,9 @@ class EvalConfig:
         default=64, metadata={"help": "questions generated between saved progress points (at least batch_size)"}
     )
     precision: Precision = field(default=Precision.AUTO, metadata={"help": PRECISION_HELP})
+    shots: int = field(
+        default=0, metadata={"help": "solved questions of the same domain shown before each question (few-shot)"}
+    )
 
     def __post_init__(self) -> None:
         if self.split not in ("train", "dev", "test"):
@@ -70,6 +80,8 @@ class EvalConfig:
         for name in ("max_new_tokens", "batch_size", "num_samples", "bootstrap_resamples", "chunk_size"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.shots < 0:
+            raise ValueError(f"shots must be >= 0, got {self.shots}")
         if self.limit is not None and self.limit < 1:
             raise ValueError(f"limit must be >= 1 or null, got {self.limit}")
         if self.temperature < 0:
@@ -83,7 +95,7 @@ class EvalConfig:
 
     def generation_settings(self) -> dict[str, Any]:
         """The fields that change predictions (a resumed evaluation must match them)."""
-        keys = ("split", "max_new_tokens", "num_samples", "temperature", "stop", "seed", "precision")
+        keys = ("split", "max_new_tokens", "num_samples", "temperature", "stop", "seed", "precision", "shots")
         return {k: to_dict(getattr(self, k)) for k in keys}
 
 
@@ -97,12 +109,14 @@ def evaluate(
     tasks: Mapping[str, Task] | None = None,
     meta: Mapping[str, Any] | None = None,
     show_progress: bool = True,
+    shot_pool: Mapping[str, Sequence[Example]] | None = None,
 ) -> dict[str, Any]:
     """Generate and score every question of every domain; write and return ``report.json``'s data.
 
     ``roles[domain]`` is ``source``, ``target_near`` or ``target_far``; ``tasks[domain]`` is the
     task that scores it (default: the registered task named like the domain). ``meta`` (e.g.
-    the checkpoint path) is stored in the report as is.
+    the checkpoint path) is stored in the report as is. ``shot_pool[domain]`` holds the labelled
+    examples few-shot prompts draw from (default: the evaluated examples themselves).
     """
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -119,27 +133,31 @@ def evaluate(
         raise CotDistillError(f"nothing to evaluate: no domain has {cfg.split} examples")
     done = _load_done(out, {**cfg.generation_settings(), "meta": dict(meta or {})})
     _set_seed(cfg.seed)
-    with JsonlAppender(out / PREDICTIONS) as sink:
-        for domain, examples in selected.items():
-            todo = [e for e in examples if e.id not in done]
-            size = max(cfg.chunk_size, cfg.batch_size)  # a chunk never splits a generation batch
-            chunks = [todo[i : i + size] for i in range(0, len(todo), size)]
-            for chunk in progress(chunks, desc=f"eval {domain}", disable=not show_progress or not chunks):
-                prompts = [student.prompt(e.question, tasks[domain].answer_instruction) for e in chunk]
-                samples = generate_samples(
-                    student,
-                    prompts,
-                    max_new_tokens=cfg.max_new_tokens,
-                    temperature=cfg.temperature,
-                    num_samples=cfg.num_samples,
-                    batch_size=cfg.batch_size,
-                    stop=cfg.stop,
-                    precision=cfg.precision,
-                )
-                for example, texts in zip(chunk, samples):
-                    row = score_example(tasks[domain], example, texts).to_dict()
-                    sink.append(row)
-                    done[example.id] = row
+    pools = {d: list((shot_pool or {}).get(d) or examples_by_domain[d]) for d in selected}
+    todo = [(d, e) for d, examples in selected.items() for e in examples if e.id not in done]
+    size = max(cfg.chunk_size, cfg.batch_size)  # a chunk never splits a generation batch
+    bar = counter_bar(len(todo), desc="eval questions", disable=not show_progress or not todo)
+    with bar, JsonlAppender(out / PREDICTIONS) as sink:
+        for start in range(0, len(todo), size):
+            chunk = todo[start : start + size]
+            prompts = [
+                student.prompt(few_shot_question(e, pools[d], cfg.shots), tasks[d].answer_instruction) for d, e in chunk
+            ]
+            samples = generate_samples(
+                student,
+                prompts,
+                max_new_tokens=cfg.max_new_tokens,
+                temperature=cfg.temperature,
+                num_samples=cfg.num_samples,
+                batch_size=cfg.batch_size,
+                stop=cfg.stop,
+                precision=cfg.precision,
+            )
+            for (domain, example), texts in zip(chunk, samples):
+                row = score_example(tasks[domain], example, texts).to_dict()
+                sink.append(row)
+                done[example.id] = row
+            bar.update(len(chunk))
     report = build_report(selected, roles, tasks, done, cfg, meta)
     atomic_write_json(out / REPORT_JSON, report)
     from cotdistill.report.render import render_eval
@@ -158,7 +176,7 @@ def build_report(
 ) -> dict[str, Any]:
     """Assemble ``report.json`` data from scored records keyed by example id."""
     correct = {m: {} for m in METRICS}
-    chance: dict[str, float] = {}
+    chance: dict[str, float | None] = {}
     chance_answers: dict[str, str | None] = {}
     rows: dict[str, list[dict[str, Any]]] = {}
     for domain, examples in examples_by_domain.items():
@@ -171,7 +189,9 @@ def build_report(
         correct, roles, chance, n_resamples=cfg.bootstrap_resamples, confidence=cfg.confidence, seed=cfg.seed
     )
     for domain, answer in chance_answers.items():
-        summary["domains"][domain]["chance_answer"] = answer
+        entry = summary["domains"][domain]
+        entry["chance_answer"] = answer
+        entry.update(breakdowns(rows[domain], cfg))
     return {
         "kind": "eval",
         "meta": dict(meta or {}),
@@ -180,6 +200,29 @@ def build_report(
         "summary": summary,
         "examples": rows,
     }
+
+
+def breakdowns(rows: Sequence[Mapping[str, Any]], cfg: EvalConfig) -> dict[str, Any]:
+    """``metrics`` (named extra metrics, e.g. the harness's GSM8K filters) and ``by_type``
+    (accuracy per question type) of one domain's scored rows, each ``{name: Interval}`` or
+    ``{type: {n, strict, flexible}}``; empty when the rows carry neither."""
+    kwargs = {"n_resamples": cfg.bootstrap_resamples, "confidence": cfg.confidence, "seed": cfg.seed}
+    out: dict[str, Any] = {}
+    names = sorted({name for r in rows for name in r.get("metrics") or {}})
+    if names:
+        out["metrics"] = {
+            n: bootstrap_ci([float((r.get("metrics") or {}).get(n, False)) for r in rows], **kwargs).to_dict()
+            for n in names
+        }
+    types = sorted({r["type"] for r in rows if r.get("type") is not None})
+    if types:
+        out["by_type"] = {}
+        for kind in types:
+            members = [r for r in rows if r.get("type") == kind]
+            out["by_type"][kind] = {"n": len(members)} | {
+                m: bootstrap_ci([float(r[m]) for r in members], **kwargs).to_dict() for m in METRICS
+            }
+    return out
 
 
 def _load_done(out: Path, settings: dict[str, Any]) -> dict[str, dict[str, Any]]:

@@ -41,13 +41,17 @@ GROUP_TITLES = {
 def summarize(
     correct: Mapping[str, Mapping[str, np.ndarray]],
     roles: Mapping[str, str],
-    chance: Mapping[str, float],
+    chance: Mapping[str, float | None],
     *,
     n_resamples: int = 1000,
     confidence: float = 0.95,
     seed: int = 0,
 ) -> dict[str, Any]:
-    """Summarise ``correct[metric][domain]`` 0/1 matrices ``(seeds, examples)`` into intervals."""
+    """Summarise ``correct[metric][domain]`` 0/1 matrices ``(seeds, examples)`` into intervals.
+
+    ``chance[domain]`` is None for open answers (numbers, text, lists), where no constant answer
+    is a meaningful baseline; a group's chance is None when any of its domains has none.
+    """
     domains = list(correct[METRICS[0]])
     for domain in domains:
         if roles.get(domain) not in ROLES:
@@ -63,7 +67,7 @@ def summarize(
         }
         for metric in METRICS:
             entry[metric] = bootstrap_ci(correct[metric][domain], seed=seed + index, **kwargs).to_dict()
-        entry["chance"] = float(chance[domain])
+        entry["chance"] = None if chance[domain] is None else float(chance[domain])
         out["domains"][domain] = entry
     for group_index, (group, group_roles) in enumerate(GROUPS.items()):
         members = [d for d in domains if roles[d] in group_roles]
@@ -73,9 +77,15 @@ def summarize(
         for metric in METRICS:
             matrices = [correct[metric][d] for d in members]
             entry[metric] = bootstrap_macro_ci(matrices, seed=seed + 1000 + group_index, **kwargs).to_dict()
-        entry["chance"] = float(np.mean([chance[d] for d in members]))
+        values = [chance[d] for d in members]
+        entry["chance"] = None if any(v is None for v in values) else float(np.mean(values))
         out["groups"][group] = entry
     return out
+
+
+def format_chance(chance: float | None) -> str:
+    """A chance baseline in percent, or ``n/a`` for open answers."""
+    return "n/a" if chance is None else f"{100 * chance:.1f}"
 
 
 def chance_verdict(summary: Mapping[str, Any], group: str, metric: str) -> str:
@@ -85,6 +95,8 @@ def chance_verdict(summary: Mapping[str, Any], group: str, metric: str) -> str:
         return f"no {GROUP_TITLES[group]} domains were evaluated."
     interval = Interval.from_dict(entry[metric])
     chance = entry["chance"]
+    if chance is None:
+        return f"{GROUP_TITLES[group]} {metric} accuracy {interval.format()}: no chance baseline (open answers)."
     head = f"{GROUP_TITLES[group]} {metric} accuracy {interval.format()} vs chance {100 * chance:.1f}"
     if interval.low > chance:
         return f"{head}: clearly above chance (the whole interval is above it)."

@@ -3,7 +3,8 @@
 Stages, each writing into the run directory and reused on ``--resume`` when complete:
 
 1. ``data/<domain>/{train,test}.jsonl``: tasks (generated, or read from ReDis-format files),
-   split 90/10 per domain with the run's seed;
+   split 90/10 per domain with the run's seed, or with ``data.test_files`` a file as the whole
+   test set (the domain's other tasks all train);
 2. ``augment/``: teacher rule proposals and rule-following scores (``rules.jsonl``,
    ``applications.jsonl``); the ``oracle`` backend uses the generators' known rules;
 3. ``stage2/``: preference pairs and the two SFT sets (``pairs.jsonl``, ``sft.jsonl``,
@@ -28,10 +29,9 @@ from typing import Any
 
 import torch
 
-from cotdistill.config import from_dict, save_config, to_dict
-from cotdistill.console import format_table
+from cotdistill.config import from_dict, save_config
 from cotdistill.errors import ConfigError, CotDistillError
-from cotdistill.io import atomic_write_json, atomic_write_text, read_records, write_jsonl
+from cotdistill.io import atomic_write_json, read_records, write_jsonl
 from cotdistill.methods.redis.augment import AugmentConfig, augment
 from cotdistill.methods.redis.oracle import RuleOracle
 from cotdistill.methods.redis.pairs import FilterConfig, SFTItem, Stage2, build
@@ -39,7 +39,6 @@ from cotdistill.methods.redis.prompts import direct_prompt, output_target
 from cotdistill.methods.redis.search import (
     SearchConfig,
     TaskResult,
-    accuracy_table,
     direct_answers,
     hypothesis_search,
 )
@@ -47,7 +46,7 @@ from cotdistill.methods.redis.train import TrainSettings, align, sft
 from cotdistill.models import Student, StudentConfig, load_student
 from cotdistill.models.student import STUDENT_FILE
 from cotdistill.pipelines.base import register_pipeline
-from cotdistill.report.render import render_comparison
+from cotdistill.pipelines.redis_report import write_report
 from cotdistill.tasks import TASKS
 from cotdistill.tasks.inductive import DOMAINS, GeneratedTask, RuleTask, load_rule_tasks, sample_tasks, write_rule_tasks
 from cotdistill.teachers import TeacherConfig, build_teacher
@@ -67,6 +66,13 @@ class DataConfig:
     files: dict[str, str] = field(
         default_factory=dict, metadata={"help": "domain -> ReDis-format JSONL file used instead of generated tasks"}
     )
+    test_files: dict[str, str] = field(
+        default_factory=dict,
+        metadata={
+            "help": "domain -> ReDis-format JSONL file used whole as the test set (e.g. the paper's "
+            "acre_test.jsonl); that domain's generated tasks or `files` then all go to training"
+        },
+    )
     skip_invalid: bool = field(default=False, metadata={"help": "skip malformed lines of `files` (counted)"})
     test_fraction: float = field(default=0.1, metadata={"help": "share of each domain's tasks held out for testing"})
     params: dict[str, dict[str, Any]] = field(
@@ -80,7 +86,7 @@ class DataConfig:
     def __post_init__(self) -> None:
         if not self.domains:
             raise ValueError("domains must list at least one domain")
-        unknown = [d for d in [*self.domains, *self.files, *self.params] if d not in DOMAINS]
+        unknown = [d for d in [*self.domains, *self.files, *self.test_files, *self.params] if d not in DOMAINS]
         if unknown:
             raise ValueError(f"unknown domain {unknown[0]!r} (known: {', '.join(DOMAINS.names())})")
         if self.tasks_per_domain < 2:
@@ -213,19 +219,19 @@ class ReDisPipeline:
 
 
 def make_split(config: ReDisConfig, data_dir: Path) -> tuple[list[RuleTask], list[RuleTask]]:
-    """All tasks split 90/10 per domain with the run's seed; written as ReDis-format JSONL."""
+    """Per domain: 90/10 with the run's seed, or every task for training and ``test_files`` for testing.
+
+    Both parts are written as ReDis-format JSONL (``data_dir/<domain>/{train,test}.jsonl``).
+    """
     train: list[RuleTask] = []
     test: list[RuleTask] = []
     for domain in config.data.domains:
         tasks = _tasks(config, domain)
-        order = list(range(len(tasks)))
-        random.Random(f"split:{config.seed}:{domain}").shuffle(order)
-        n_test = max(1, round(config.data.test_fraction * len(tasks)))
-        if n_test >= len(tasks):
-            raise ConfigError(f"domain '{domain}' has {len(tasks)} task(s): too few to hold {n_test} out for testing")
-        held = set(order[:n_test])
-        domain_train = [t for i, t in enumerate(tasks) if i not in held]
-        domain_test = [t for i, t in enumerate(tasks) if i in held]
+        if domain in config.data.test_files:
+            domain_train = tasks
+            domain_test = _file_tasks(config, config.data.test_files[domain], domain, f"{domain}-test")
+        else:
+            domain_train, domain_test = _hold_out(tasks, config, domain)
         write_rule_tasks(data_dir / domain / "train.jsonl", domain_train)
         write_rule_tasks(data_dir / domain / "test.jsonl", domain_test)
         train += domain_train
@@ -233,14 +239,20 @@ def make_split(config: ReDisConfig, data_dir: Path) -> tuple[list[RuleTask], lis
     return train, test
 
 
+def _hold_out(tasks: list[RuleTask], config: ReDisConfig, domain: str) -> tuple[list[RuleTask], list[RuleTask]]:
+    order = list(range(len(tasks)))
+    random.Random(f"split:{config.seed}:{domain}").shuffle(order)
+    n_test = max(1, round(config.data.test_fraction * len(tasks)))
+    if n_test >= len(tasks):
+        raise ConfigError(f"domain '{domain}' has {len(tasks)} task(s): too few to hold {n_test} out for testing")
+    held = set(order[:n_test])
+    return [t for i, t in enumerate(tasks) if i not in held], [t for i, t in enumerate(tasks) if i in held]
+
+
 def _tasks(config: ReDisConfig, domain: str) -> list[RuleTask]:
     data = config.data
     if domain in data.files:
-        counter: dict[str, int] = {}
-        tasks = load_rule_tasks(data.files[domain], domain, skip_invalid=data.skip_invalid, counter=counter)
-        if counter.get("skipped"):
-            log.warning("%s: skipped %d malformed line(s)", data.files[domain], counter["skipped"])
-        return [dataclasses.replace(t, idx=f"{domain}-{t.idx}") for t in tasks]
+        return _file_tasks(config, data.files[domain], domain, domain)
     params = None
     if domain in TASKS and hasattr(TASKS.get(domain), "Params"):
         params = from_dict(TASKS.get(domain).Params, data.params.get(domain, {}), where=f"data.params.{domain}")
@@ -252,6 +264,15 @@ def _tasks(config: ReDisConfig, domain: str) -> list[RuleTask]:
         n_seen=data.n_seen.get(domain),
         n_test=data.n_test.get(domain),
     )
+
+
+def _file_tasks(config: ReDisConfig, path: str, domain: str, prefix: str) -> list[RuleTask]:
+    """Every task of a ReDis-format file, ids ``<prefix>-<idx>``."""
+    counter: dict[str, int] = {}
+    tasks = load_rule_tasks(path, domain, skip_invalid=config.data.skip_invalid, counter=counter)
+    if counter.get("skipped"):
+        log.warning("%s: skipped %d malformed line(s)", path, counter["skipped"])
+    return [dataclasses.replace(t, idx=f"{prefix}-{t.idx}") for t in tasks]
 
 
 def _teacher(config: ReDisConfig, train: list[RuleTask]) -> Any:
@@ -345,78 +366,3 @@ def _write_stage2(stage2: Stage2, directory: Path) -> None:
             "domains": stage2.stats,
         },
     )
-
-
-def write_report(results: dict[str, list[TaskResult]], stage2: Stage2, config: ReDisConfig, output_dir: Path) -> Path:
-    """``report.json`` and ``report.md`` with the per-domain accuracy table; the table is also printed."""
-    domains = list(config.data.domains)
-    tables = {name: accuracy_table(rows) for name, rows in results.items()}
-    headers = ["method", *domains, "all"]
-    body = []
-    for name in results:
-        row = tables[name]
-        body.append([name] + [_cell(row.get(d)) for d in [*domains, "all"]])
-    report = {
-        "kind": "comparison",
-        "pipeline": "redis",
-        "title": "ReDis: exact match on the unseen queries of held-out tasks",
-        "metric": "strict",
-        "runs": {name: _run_entry(name, rows, domains, config.seed) for name, rows in results.items()},
-        "table": tables,
-        "best_rules": {
-            name: {r.task_idx: r.rule for r in rows if r.rule is not None} for name, rows in results.items()
-        },
-        "stage2": {
-            "pairs": len(stage2.pairs),
-            "rule_generation": len(stage2.rule_generation),
-            "rule_following": len(stage2.rule_following),
-            "domains": stage2.stats,
-        },
-        "config": to_dict(config),
-    }
-    atomic_write_json(output_dir / "report.json", report)
-    text = format_table(headers, body)
-    lines = [
-        "# ReDis: accuracy on unseen tasks",
-        "",
-        "Exact match of the parsed output, micro-averaged over the unseen queries of the test tasks.",
-        "",
-        "```",
-        text,
-        "```",
-        "",
-        "- `direct`: base student answers from the seen pairs; `hs_base`: hypothesis search with the base student;",
-        "- `io_sft`: student fine-tuned on input -> output; `redis_sft`: ReDis after SFT only;",
-        f"- `redis`: ReDis after SFT + {config.train.align.upper()} (hypothesis search with "
-        f"{config.search.num_rules} sampled rules; ties: most sampled, then first).",
-        "",
-        f"Stage 2: {len(stage2.pairs)} preference pairs, {len(stage2.rule_generation)} rule-generation and "
-        f"{len(stage2.rule_following)} rule-following SFT items.",
-        "",
-    ]
-    atomic_write_text(output_dir / "report.md", "\n".join(lines) + "\n" + render_comparison(report))
-    print(text)
-    print(f"\nreport: {output_dir / 'report.md'} (and report.json)")
-    return output_dir
-
-
-def _run_entry(name: str, results: list[TaskResult], domains: list[str], seed: int) -> dict[str, Any]:
-    """One method in the shape ``cotdistill report`` reads (every domain in-domain; strict = flexible)."""
-    import numpy as np
-
-    from cotdistill.eval.summary import summarize
-
-    correct = {d: np.array([[c for r in results if r.domain == d for c in r.correct]], dtype=float) for d in domains}
-    present = [d for d in domains if correct[d].size]
-    matrices = {d: correct[d] for d in present}
-    chance = {d: 1.0 / len(DOMAINS.get(d).labels) if DOMAINS.get(d).labels else 0.0 for d in present}
-    summary = summarize({"strict": matrices, "flexible": matrices}, dict.fromkeys(present, "source"), chance, seed=seed)
-    mean = float(np.mean([correct[d].mean() for d in present])) if present else 0.0
-    per_seed = {str(seed): {"in_domain": {"strict": mean, "flexible": mean}}}
-    return {"method": name, "seeds": [seed], "summary": summary, "per_seed": per_seed}
-
-
-def _cell(row: dict[str, float] | None) -> str:
-    if not row:
-        return "-"
-    return f"{100 * row['accuracy']:.1f} ({int(row['correct'])}/{int(row['total'])})"

@@ -61,7 +61,8 @@ def plot_accuracy(runs: Sequence[Run], path: str | Path, *, metric: str | None =
         ax.bar(xs, heights, width, yerr=[low_err, high_err], capsize=2, label=run.name)
     for pos, (section, key, _) in zip(positions, slots):
         entry = next(r.summary[section][key] for r in runs if key in r.summary[section])
-        ax.hlines(100 * entry["chance"], pos - 0.45, pos + 0.45, colors="black", linewidth=1.5)
+        if entry["chance"] is not None:
+            ax.hlines(100 * entry["chance"], pos - 0.45, pos + 0.45, colors="black", linewidth=1.5)
     ax.set_xticks(positions, [label for _, _, label in slots], rotation=30, ha="right")
     ax.set_ylabel(f"accuracy % ({metric or runs[0].metric})")
     ax.set_ylim(0, 112)

@@ -6,14 +6,15 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from cotdistill.eval.stats import Interval
-from cotdistill.eval.summary import GROUP_TITLES, chance_verdict, difference_verdict
+from cotdistill.eval.summary import GROUP_TITLES, chance_verdict, difference_verdict, format_chance
 from cotdistill.report.runs import Run, runs_of
 from cotdistill.report.table import comparison_rows, markdown_table
 
 _EXAMPLES_SHOWN = 2
 _CHANCE_NOTE = (
     "Chance is the accuracy of always giving the most common gold answer of the domain's test split "
-    "(at least uniform guessing for yes/no and label answers). Intervals are 95% bootstrap intervals."
+    "(at least uniform guessing), for closed answer sets only (yes/no, labels, choices); open answers "
+    "(numbers, text, lists) have none (n/a). Intervals are 95% bootstrap intervals."
 )
 
 
@@ -31,7 +32,7 @@ def _domain_rows(summary: Mapping[str, Any]) -> list[list[str]]:
                 str(entry["n"]),
                 Interval.from_dict(entry["strict"]).format(),
                 Interval.from_dict(entry["flexible"]).format(),
-                f"{100 * entry['chance']:.1f}",
+                format_chance(entry["chance"]),
             ]
         )
     return rows
@@ -44,10 +45,39 @@ def _group_rows(summary: Mapping[str, Any]) -> list[list[str]]:
             ", ".join(entry["domains"]),
             Interval.from_dict(entry["strict"]).format(),
             Interval.from_dict(entry["flexible"]).format(),
-            f"{100 * entry['chance']:.1f}",
+            format_chance(entry["chance"]),
         ]
         for group, entry in summary["groups"].items()
     ]
+
+
+def _breakdown_sections(summary: Mapping[str, Any]) -> list[str]:
+    """Tables of named extra metrics and of accuracy per question type, where domains have them."""
+    metric_rows, type_rows = [], []
+    for domain, entry in summary["domains"].items():
+        for name, interval in (entry.get("metrics") or {}).items():
+            metric_rows.append([domain, name, Interval.from_dict(interval).format()])
+        for kind, row in (entry.get("by_type") or {}).items():
+            cells = [Interval.from_dict(row[m]).format() for m in ("strict", "flexible")]
+            type_rows.append([domain, kind, str(row["n"]), *cells])
+    lines = []
+    if metric_rows:
+        lines += [
+            "## Other metrics (%)",
+            "",
+            "`gsm8k_strict_match` / `gsm8k_flexible_extract`: lm-evaluation-harness's GSM8K filters and exact match.",
+            "",
+            markdown_table(["domain", "metric", "accuracy"], metric_rows),
+            "",
+        ]
+    if type_rows:
+        lines += [
+            "## Accuracy per question type (%)",
+            "",
+            markdown_table(["domain", "type", "n", "strict", "flexible"], type_rows),
+            "",
+        ]
+    return lines
 
 
 def _shorten(text: str, limit: int = 300) -> str:
@@ -83,6 +113,7 @@ def render_eval(report: Mapping[str, Any]) -> str:
         "",
         markdown_table(["group", "domains", "strict", "flexible", "chance"], _group_rows(summary)),
         "",
+        *_breakdown_sections(summary),
         "## Sample errors",
         "",
     ]

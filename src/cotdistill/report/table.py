@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from cotdistill.eval.stats import Interval
-from cotdistill.eval.summary import GROUP_TITLES, ROLES
+from cotdistill.eval.summary import GROUP_TITLES, ROLES, format_chance
 from cotdistill.report.runs import Run
 
 ROLE_TITLES = {"source": "source", "target_near": "near", "target_far": "far"}
@@ -43,7 +43,7 @@ def comparison_rows(runs: Sequence[Run], *, metric: str | None = None) -> tuple[
                 Interval.from_dict(e[metric or r.metric]).format() if e is not None else "-"
                 for r, e in zip(runs, entries)
             ]
-            rows.append([label, role, f"{100 * first['chance']:.1f}", *cells])
+            rows.append([label, role, format_chance(first["chance"]), *cells])
     return headers, rows
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import random
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, ClassVar
@@ -130,6 +130,16 @@ class Task:
     def answer_instruction(self) -> str:
         """The sentence appended to prompts so the answer lands where the extractor looks."""
         return answers.instruction(self.answer_type, self.labels)
+
+    @classmethod
+    def domain_params(cls, params: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
+        """``{name_suffix: params}``: the domains one suite entry stands for (one, unless overridden)."""
+        return {"": dict(params)}
+
+    def set_answer_format(self, answer_type: AnswerType | str, labels: Sequence[str] = ()) -> None:
+        """Fix how answers are extracted (e.g. as recorded in a suite manifest, without reading files)."""
+        self.answer_type = AnswerType(answer_type)
+        self.labels = tuple(labels)
 
     def examples(self, split: str, n: int, seed: int) -> list[Example]:
         raise NotImplementedError

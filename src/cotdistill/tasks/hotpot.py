@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from cotdistill.errors import DataError
+from cotdistill.io import require_file
 from cotdistill.tasks.base import AnswerType, Example, Family, question_hash, register_task
 from cotdistill.tasks.loaders import FileTask
 
@@ -96,9 +97,7 @@ def load_multihop(
     path: str | Path, *, domain: str = "hotpot", skip_invalid: bool = False, counter: dict[str, int] | None = None
 ) -> list[Example]:
     """Read a JSON list or JSONL file of multi-hop records (see module docstring)."""
-    path = Path(path)
-    if not path.exists():
-        raise DataError("file does not exist", path=str(path))
+    path = require_file(path)
     text = path.read_text(encoding="utf-8")
     stripped = text.lstrip()
     if stripped.startswith("["):

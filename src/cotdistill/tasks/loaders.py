@@ -6,8 +6,7 @@ line, or with ``skip_invalid=True`` is skipped and counted in ``counter["skipped
 * ``load_jsonl``: cotdistill's own JSONL (one ``Example`` record per line);
 * ``load_gsm8k``: GSM8K JSONL (``question``, ``answer`` = rationale with ``<<...>>`` calculator
   annotations, then ``#### N``);
-* ``load_bigbench``: a BIG-bench ``task.json`` (``examples[].input/target/target_scores``;
-  ``target_scores`` become lettered choices A-E);
+* ``load_bigbench`` (``cotdistill.tasks.bigbench``): a BIG-bench ``task.json``;
 * ``load_hf``: a Hugging Face ``datasets`` name (needs the hub, or a local builder such as ``json``).
 
 Extension point: a new file format is one ``FileTask`` subclass with ``read(path, counter)``
@@ -17,10 +16,9 @@ skip counting come from ``FileTask``.
 
 from __future__ import annotations
 
-import json
 import random
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -30,10 +28,9 @@ from cotdistill.errors import ConfigError, DataError
 from cotdistill.io import read_records
 from cotdistill.tasks.base import SPLITS, AnswerType, Example, Family, Task, question_hash, register_task, split_of
 
-CHOICE_LETTERS = "ABCDE"
 
-
-def _count(counter: dict[str, int] | None) -> None:
+def count_skipped(counter: dict[str, int] | None) -> None:
+    """Count one skipped malformed record in ``counter["skipped"]``."""
     if counter is not None:
         counter["skipped"] = counter.get("skipped", 0) + 1
 
@@ -77,104 +74,6 @@ def load_gsm8k(
 ) -> list[Example]:
     """A GSM8K-format JSONL file (``question``, ``answer`` ending in ``#### N``)."""
     return read_records(path, lambda r: parse_gsm8k(r, domain), skip_invalid=skip_invalid, counter=counter)
-
-
-# --------------------------------------------------------------------------- BIG-bench
-
-
-def parse_bigbench(record: Any, domain: str = "bigbench", mode: str = "auto") -> Example:
-    """One BIG-bench example -> Example.
-
-    ``mode="choice"`` (or ``auto`` when ``target_scores`` has 2-5 options) lists the options as
-    ``A) ...`` lines and makes the best-scoring letter the answer; otherwise the answer is
-    ``target`` (the first one when it is a list; all of them are kept in ``meta["targets"]``).
-    """
-    if not isinstance(record, Mapping):
-        raise TypeError(f"expected a JSON object, got {type(record).__name__}")
-    question = record["input"]
-    if not isinstance(question, str) or not question.strip():
-        raise TypeError("field 'input' must be a non-empty string")
-    question = question.strip()
-    scores = record.get("target_scores")
-    use_choice = mode == "choice" or (mode == "auto" and isinstance(scores, Mapping) and 2 <= len(scores) <= 5)
-    if use_choice:
-        if not isinstance(scores, Mapping) or not 2 <= len(scores) <= len(CHOICE_LETTERS):
-            raise ValueError(f"field 'target_scores' must map 2-{len(CHOICE_LETTERS)} options to scores")
-        options = list(scores)
-        if not all(isinstance(scores[o], (int, float)) and not isinstance(scores[o], bool) for o in options):
-            raise TypeError("field 'target_scores' values must be numbers")
-        best = max(range(len(options)), key=lambda i: scores[options[i]])
-        lines = [f"{CHOICE_LETTERS[i]}) {option}" for i, option in enumerate(options)]
-        text = question + "\n" + "\n".join(lines)
-        meta = {"choices": options}
-        return Example(f"{domain}-{question_hash(text)}", domain, text, CHOICE_LETTERS[best], None, meta)
-    targets = record.get("target")
-    if targets is None and isinstance(scores, Mapping) and scores:
-        targets = max(scores, key=scores.get)
-    if isinstance(targets, str):
-        targets = [targets]
-    if not isinstance(targets, list) or not targets or not all(isinstance(t, str) for t in targets):
-        raise KeyError("target")
-    return Example(
-        f"{domain}-{question_hash(question)}", domain, question, targets[0].strip(), None, {"targets": targets}
-    )
-
-
-def load_bigbench(
-    path: str | Path,
-    *,
-    skip_invalid: bool = False,
-    counter: dict[str, int] | None = None,
-    domain: str = "bigbench",
-    mode: str = "auto",
-) -> list[Example]:
-    """A BIG-bench ``task.json``; errors name the file, the line and ``examples[i]``."""
-    path = Path(path)
-    if not path.exists():
-        raise DataError("file does not exist", path=str(path))
-    text = path.read_text(encoding="utf-8")
-    if not text.strip():
-        raise DataError("file is empty", path=str(path))
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise DataError(f"invalid JSON ({exc.msg} at column {exc.colno})", path=str(path), line=exc.lineno) from None
-    if not isinstance(data, Mapping) or not isinstance(data.get("examples"), list):
-        raise DataError("expected a JSON object with an 'examples' list (BIG-bench task.json)", path=str(path))
-    records = data["examples"]
-    lines = _element_lines(text, "examples", len(records))
-    out = []
-    for index, record in enumerate(records):
-        try:
-            out.append(parse_bigbench(record, domain, mode))
-        except (KeyError, TypeError, ValueError) as exc:
-            if not skip_invalid:
-                reason = f"missing field {exc.args[0]!r}" if isinstance(exc, KeyError) else str(exc)
-                raise DataError(f"examples[{index}]: {reason}", path=str(path), line=lines[index]) from None
-            _count(counter)
-    if not out:
-        raise DataError("no valid examples (the list is empty or every example was skipped)", path=str(path))
-    return out
-
-
-def _element_lines(text: str, key: str, count: int) -> list[int | None]:
-    """1-based line where each element of the top-level list ``key`` starts (None if not found)."""
-    match = re.search(r'"' + re.escape(key) + r'"\s*:\s*\[', text)
-    if match is None:
-        return [None] * count
-    decoder = json.JSONDecoder()
-    lines: list[int | None] = []
-    position = match.end()
-    while len(lines) < count:
-        while position < len(text) and text[position] in " \t\r\n,":
-            position += 1
-        try:
-            _, end = decoder.raw_decode(text, position)
-        except json.JSONDecodeError:
-            return [None] * count
-        lines.append(text.count("\n", 0, position) + 1)
-        position = end
-    return lines
 
 
 # --------------------------------------------------------------------------- HF datasets
@@ -222,7 +121,7 @@ def load_hf(
             if not skip_invalid:
                 reason = f"missing field {exc.args[0]!r}" if isinstance(exc, KeyError) else str(exc)
                 raise DataError(f"row {index}: {reason}", path=where) from None
-            _count(counter)
+            count_skipped(counter)
     if not out:
         raise DataError("no valid rows", path=where)
     return out
@@ -276,8 +175,8 @@ class FileTask(Task):
     """A task whose examples come from a file: ``read(path, counter)`` parses it.
 
     ``examples(split, n, seed)`` takes the split's file when ``split_files`` names one, otherwise
-    the records of ``path`` whose question hashes to ``split``; duplicates (same question) are
-    dropped, the rest shuffled with ``seed`` and the first ``n`` returned (all of them when
+    the records of ``path`` whose question hashes to ``split``; duplicates (same ``identity``,
+    by default the question) are dropped, the rest shuffled with ``seed`` and the first ``n`` returned (all of them when
     ``n < 0``). ``skipped`` counts malformed records skipped so far.
     """
 
@@ -309,14 +208,21 @@ class FileTask(Task):
             pool = [e for e in self.records(self.params.path) if split_of(e.question) == split]
         else:
             raise ConfigError(f"task '{self.name}': no file for split '{split}' (set params.path or split_files)")
-        return sample_unique(pool, n, seed)
+        return sample_unique(pool, n, seed, key=self.identity)
+
+    @staticmethod
+    def identity(example: Example) -> str:
+        """What makes two records the same example (only the first is kept): the question text."""
+        return example.content_hash
 
 
-def sample_unique(pool: list[Example], n: int, seed: int) -> list[Example]:
-    """Drop repeated questions (first kept), shuffle with ``seed``, take ``n`` (all when ``n < 0``)."""
+def sample_unique(
+    pool: list[Example], n: int, seed: int, key: Callable[[Example], str] = lambda e: e.content_hash
+) -> list[Example]:
+    """Drop repeated examples (same ``key``, first kept), shuffle with ``seed``, take ``n`` (all when ``n < 0``)."""
     unique: dict[str, Example] = {}
     for example in pool:
-        unique.setdefault(example.content_hash, example)
+        unique.setdefault(key(example), example)
     chosen = list(unique.values())
     random.Random(seed).shuffle(chosen)
     return chosen if n < 0 else chosen[:n]
@@ -353,41 +259,6 @@ class Gsm8kTask(FileTask):
 
     def read(self, path: str, counter: dict[str, int]) -> list[Example]:
         return load_gsm8k(path, skip_invalid=self.params.skip_invalid, counter=counter, domain=self.name)
-
-
-@register_task("bigbench")
-class BigBenchTask(FileTask):
-    """BIG-bench ``task.json``; multiple-choice examples are scored by letter, others as text."""
-
-    family = Family.OTHER
-    answer_type = AnswerType.CHOICE
-    has_rationale = False
-    description = "a BIG-bench task.json (target_scores become choices A-E, else target is the answer)"
-
-    @dataclass
-    class Params(FileParams):
-        mode: Literal["auto", "choice", "text"] = field(
-            default="auto",
-            metadata={"help": "choice: letters from target_scores; text: target; auto: choice when possible"},
-        )
-
-    def read(self, path: str, counter: dict[str, int]) -> list[Example]:
-        examples = load_bigbench(
-            path, skip_invalid=self.params.skip_invalid, counter=counter, domain=self.name, mode=self.params.mode
-        )
-        if not all("choices" in e.meta for e in examples):
-            self.answer_type = AnswerType.TEXT
-        return examples
-
-    @property
-    def answer_instruction(self) -> str:
-        """Reads the file first: whether answers are letters or text depends on its examples."""
-        self.records(self.params.path or next(iter(self.params.split_files.values())))
-        return super().answer_instruction
-
-    def score(self, prediction: str, example: Example) -> answers.Score:
-        kind = AnswerType.CHOICE if "choices" in example.meta else AnswerType.TEXT
-        return answers.score(prediction, example.answer, kind)
 
 
 @register_task("hf")

@@ -76,6 +76,19 @@ class DomainSpec:
     def count(self, split: str) -> int:
         return {"train": self.n_train, "dev": self.n_dev, "test": self.n_test}[split]
 
+    def expanded(self) -> list[DomainSpec]:
+        """The domains this entry stands for: itself, or one per file when its task reads a directory."""
+        try:
+            parts = TASKS.get(self.task).domain_params(self.params)
+        except ConfigError as exc:
+            raise ValueError(str(exc)) from None
+        if list(parts) == [""]:
+            return [self]
+        return [
+            dataclasses.replace(self, name=f"{self.name}.{suffix}" if suffix else self.name, params=params)
+            for suffix, params in parts.items()
+        ]
+
 
 @dataclass
 class SuiteConfig:
@@ -90,6 +103,7 @@ class SuiteConfig:
     def __post_init__(self) -> None:
         if not self.domains:
             raise ValueError("domains must list at least one domain")
+        self.domains = [part for spec in self.domains for part in spec.expanded()]
         names = [d.name for d in self.domains]
         repeated = sorted({n for n in names if names.count(n) > 1})
         if repeated:
@@ -131,9 +145,15 @@ class Suite:
         return read_records(self.path / entry["file"], Example.from_dict)
 
     def task(self, domain: str) -> Task:
-        """The task that scores this domain's predictions (built from the recorded task + params)."""
+        """The task that scores this domain's predictions.
+
+        Built from the recorded task + params with the recorded answer format, so scoring never
+        re-reads a source file (the suite keeps working after the file moves).
+        """
         info = self.info(domain)
-        return get_task(info["task"], info["params"])
+        task = get_task(info["task"], info["params"])
+        task.set_answer_format(info["answer_type"], info.get("labels", task.labels))
+        return task
 
 
 def make_suite(cfg: SuiteConfig, out_dir: str | Path, *, force: bool = False) -> Path:
@@ -198,6 +218,7 @@ def _write_domain(
         "role": spec.role.value,
         "family": task.family.value,
         "answer_type": task.answer_type.value,
+        "labels": list(task.labels),
         "has_rationale": task.has_rationale,
         "source": task.source,
         "params": to_dict(task.params),

@@ -11,7 +11,7 @@ Accuracy is exact match of the parsed output, micro-averaged over unseen queries
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -48,6 +48,7 @@ class TaskResult:
     rule_score: int | None = None
     n_seen: int = 0
     candidates: list[dict[str, Any]] = field(default_factory=list)
+    types: list[str | None] = field(default_factory=list)  # per unseen query, when the file gives one (ACRE)
 
     @property
     def correct(self) -> list[bool]:
@@ -135,6 +136,7 @@ def hypothesis_search(student: Student, tasks: Sequence[RuleTask], cfg: SearchCo
                 chosen["score"] if chosen else None,
                 len(task.train),
                 cands,
+                [p.type for p in task.test],
             )
         )
     return results
@@ -153,7 +155,12 @@ def direct_answers(student: Student, tasks: Sequence[RuleTask], cfg: SearchConfi
         preds = [domain.parse_output(next(outputs)[0]) for _ in task.test]
         results.append(
             TaskResult(
-                task.idx, task.domain, preds, [domain.normalize(p.output) for p in task.test], n_seen=len(task.train)
+                task.idx,
+                task.domain,
+                preds,
+                [domain.normalize(p.output) for p in task.test],
+                n_seen=len(task.train),
+                types=[p.type for p in task.test],
             )
         )
     return results
@@ -161,12 +168,25 @@ def direct_answers(student: Student, tasks: Sequence[RuleTask], cfg: SearchConfi
 
 def accuracy_table(results: Sequence[TaskResult]) -> dict[str, dict[str, float]]:
     """Per-domain and overall (``"all"``) micro accuracy: ``{domain: {accuracy, correct, total}}``."""
+    return _tally((key, ok) for r in results for ok in r.correct for key in (r.domain, "all"))
+
+
+def accuracy_by_type(results: Sequence[TaskResult]) -> dict[str, dict[str, dict[str, float]]]:
+    """``{domain: {query type: {accuracy, correct, total}}}`` for queries whose file gives a type."""
+    out: dict[str, dict[str, dict[str, float]]] = {}
+    for domain in dict.fromkeys(r.domain for r in results):
+        pairs = [(t, ok) for r in results if r.domain == domain for t, ok in zip(r.types, r.correct) if t]
+        if pairs:
+            out[domain] = _tally(pairs)
+    return out
+
+
+def _tally(pairs: Iterable[tuple[str, bool]]) -> dict[str, dict[str, float]]:
     table: dict[str, dict[str, float]] = {}
-    for r in results:
-        for key in (r.domain, "all"):
-            row = table.setdefault(key, {"correct": 0, "total": 0})
-            row["correct"] += sum(r.correct)
-            row["total"] += len(r.correct)
+    for key, ok in pairs:
+        row = table.setdefault(key, {"correct": 0, "total": 0})
+        row["correct"] += int(ok)
+        row["total"] += 1
     for row in table.values():
         row["accuracy"] = row["correct"] / row["total"] if row["total"] else 0.0
     return table

@@ -32,6 +32,7 @@ MATERIALS = ("metal", "rubber")
 SHAPES = ("cube", "sphere", "cylinder")
 LABELS = ("on", "off", "undetermined")
 _LABEL = re.compile(r"\b(undetermined|on|off)\b", re.IGNORECASE)
+_OBJECT = re.compile(r"^[a-z]+ [a-z]+ [a-z]+$")
 BLICKET, NOT_BLICKET, UNKNOWN = "blicket", "not a blicket", "unknown"
 
 
@@ -143,6 +144,12 @@ class Acre(Domain):
 
     def encode_input(self, value: str) -> list[str]:
         return split_objects(value)
+
+    def check_pair(self, pair: Pair) -> None:
+        if pair.output not in LABELS:
+            raise ValueError(f"output {pair.output!r} is not one of {', '.join(LABELS)}, as ACRE outputs are")
+        if not all(_OBJECT.match(o) for o in split_objects(pair.input)):
+            raise ValueError(f"input {pair.input!r} is not a set of 'colour material shape' objects, as in ACRE")
 
     def parse_output(self, text: str) -> str | None:
         for span in (answer_span(text), text):

@@ -51,8 +51,11 @@ class Rule:
 
 @dataclass(frozen=True)
 class Pair:
+    """One input/output pair; ``type`` is a real file's query category (ACRE: direct, indirect, ...)."""
+
     input: str
     output: str
+    type: str | None = field(default=None, compare=False)
 
 
 @dataclass(frozen=True)
@@ -148,6 +151,9 @@ class Domain:
         """Canonical input string -> the JSON value written to ReDis-format files."""
         return value
 
+    def check_pair(self, pair: Pair) -> None:
+        """Raise ValueError when a decoded pair cannot belong to this domain (a file of another family)."""
+
     # ------------------------------------------------------------------ reading model outputs
 
     def parse_output(self, text: str) -> str | None:
@@ -164,6 +170,11 @@ class ListDomain(Domain):
 
     answer_type = AnswerType.LIST
 
+    def check_pair(self, pair: Pair) -> None:
+        for value in (pair.input, pair.output):
+            if not value.startswith("["):
+                raise ValueError(f"{value!r} is not a list of integers, as {self.name} inputs and outputs are")
+
     def parse_output(self, text: str) -> str | None:
         for span in (answer_span(text), text):
             match = _LIST_SPAN.search(span)
@@ -178,8 +189,12 @@ class ListDomain(Domain):
 def _ints(values: list[Any]) -> list[int]:
     out = []
     for v in values:
-        if isinstance(v, bool) or not isinstance(v, (int, str)):
-            raise TypeError(f"list items must be integers, got {v!r}")
+        if (
+            isinstance(v, bool)
+            or not isinstance(v, (int, str))
+            or (isinstance(v, str) and not v.strip().lstrip("-").isdigit())
+        ):
+            raise TypeError(f"{values!r} is not a list of integers")
         out.append(int(v))
     return out
 

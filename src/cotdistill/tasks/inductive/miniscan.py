@@ -178,6 +178,12 @@ class MiniScan(Domain):
             raise TypeError(f"expected a string, got {type(value).__name__}")
         return " ".join(value.split())
 
+    def check_pair(self, pair: Pair) -> None:
+        if not re.fullmatch(r"[A-Z]+(?: [A-Z]+)*", pair.output):
+            raise ValueError(f"output {pair.output!r} is not a sequence of colour words, as MiniSCAN outputs are")
+        if not re.fullmatch(r"[a-z]+(?: [a-z]+)*", pair.input):
+            raise ValueError(f"input {pair.input!r} is not a sequence of pseudowords, as MiniSCAN inputs are")
+
     def parse_output(self, text: str) -> str | None:
         match = _MARKER.search(text)
         if match:

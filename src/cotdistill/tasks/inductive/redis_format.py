@@ -3,28 +3,37 @@
 One task per line: ``{"idx": 0, "train": [{"input": ..., "output": ...}], "test": [...]}``.
 Inputs and outputs may be strings (``"[1, 2]"``, ``"on"``, ``"RED RED"``) or JSON values
 (``[1, 2]``, ACRE's ``["red metal cube", ...]``); the domain's codec turns them into canonical
-strings. Extra keys (ACRE's per-query ``type``) are ignored; whitespace is normalised. A bad line
-raises ``DataError`` naming the file and line, or is skipped and counted with ``skip_invalid``.
+strings. ACRE's per-query ``type`` (direct, indirect, screen_off, potential) is kept on the pair;
+whitespace is normalised. A bad line, or a line of another task family (an ACRE file read as
+list functions), raises ``DataError`` naming the file and line, or is skipped and counted with
+``skip_invalid``.
 
 The ``<domain>_file`` tasks (``acre_file``, ``list_functions_file``, ``arc1d_file``,
-``miniscan_file``) expose such a file to suites and recipes: one unlabelled-rationale example
-per unseen query.
+``miniscan_file``) expose such a file to suites and recipes: one example per unseen query
+(``meta``: ``task_idx``, ``query`` and the query's ``type`` when the file gives one). Splits are
+cut by question hash, or ``split_files`` names a file per split (e.g. the paper's test file as
+the whole test set). ``scoring: exact`` scores as the ReDis paper does: for list tasks the first
+``[...]`` of the response must equal the gold output exactly, for ACRE and MiniSCAN the whole
+response (stripped).
 """
 
 from __future__ import annotations
 
 import itertools
 import os
-import random
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal
 
-from cotdistill.errors import ConfigError
+from cotdistill import answers
 from cotdistill.io import read_records, write_jsonl
-from cotdistill.tasks.base import SPLITS, AnswerType, Example, Family, Task, register_task, split_of
+from cotdistill.tasks.base import AnswerType, Example, Family, register_task
 from cotdistill.tasks.inductive.acre import LABELS as ACRE_LABELS
 from cotdistill.tasks.inductive.base import Domain, Pair, RuleTask, format_question, get_domain
+from cotdistill.tasks.loaders import FileParams, FileTask
+
+_FIRST_LIST = re.compile(r"\[.*?\]")  # the paper's extract_list_substring
 
 
 def parse_task(record: Any, domain: Domain, default_idx: str) -> RuleTask:
@@ -47,12 +56,17 @@ def _pairs(record: Mapping[str, Any], key: str, domain: Domain) -> tuple[Pair, .
     for i, item in enumerate(items):
         if not isinstance(item, Mapping):
             raise TypeError(f"'{key}[{i}]' must be an object, got {type(item).__name__}")
+        kind = item.get("type")
         try:
-            pairs.append(Pair(domain.decode(item["input"]), domain.decode(item["output"])))
+            pair = Pair(
+                domain.decode(item["input"]), domain.decode(item["output"]), kind if isinstance(kind, str) else None
+            )
+            domain.check_pair(pair)
         except KeyError as exc:
             raise KeyError(f"{key}[{i}].{exc.args[0]}") from None
         except (TypeError, ValueError) as exc:
-            raise ValueError(f"'{key}[{i}]': {exc}") from None
+            raise ValueError(f"'{key}[{i}]': {exc} (is this a file of another task family?)") from None
+        pairs.append(pair)
     return tuple(pairs)
 
 
@@ -72,7 +86,10 @@ def task_to_dict(task: RuleTask, domain: str | Domain | None = None) -> dict[str
     dom = get_domain(domain or task.domain) if not isinstance(domain, Domain) else domain
 
     def pairs(items: Iterable[Pair]) -> list[dict[str, Any]]:
-        return [{"input": dom.encode_input(p.input), "output": p.output} for p in items]
+        return [
+            {"input": dom.encode_input(p.input), "output": p.output, **({"type": p.type} if p.type else {})}
+            for p in items
+        ]
 
     idx: int | str = int(task.idx) if task.idx.isdigit() else task.idx
     return {"idx": idx, "train": pairs(task.train), "test": pairs(task.test)}
@@ -84,43 +101,53 @@ def write_rule_tasks(path: str | os.PathLike, tasks: Iterable[RuleTask]) -> int:
 
 
 @dataclass
-class RuleFileParams:
-    path: str = field(default="", metadata={"help": "ReDis-format JSONL file (one task per line)"})
-    skip_invalid: bool = field(default=False, metadata={"help": "skip malformed lines instead of failing"})
+class RuleFileParams(FileParams):
+    path: str = field(default="", metadata={"help": "ReDis-format JSONL file (one task per line); split by hash"})
     max_seen: int = field(default=0, metadata={"help": "show at most this many seen pairs per question (0: all)"})
+    scoring: Literal["answer", "exact"] = field(
+        default="answer",
+        metadata={"help": "answer: the answer sentence (strict) or last answer (flexible); exact: the ReDis paper's"},
+    )
 
     def __post_init__(self) -> None:
-        if not self.path:
-            raise ValueError("path is required (a ReDis-format JSONL file)")
+        super().__post_init__()
         if self.max_seen < 0:
             raise ValueError(f"max_seen must be >= 0, got {self.max_seen}")
 
 
-class RuleFileTask(Task):
-    """Questions from a ReDis-format file: one example per unseen query, split by question hash."""
+class RuleFileTask(FileTask):
+    """Questions from a ReDis-format file: one example per unseen query (see the module docstring)."""
 
-    source = "file"
     has_rationale = False
     domain_name: ClassVar[str]
     Params = RuleFileParams
 
-    def examples(self, split: str, n: int, seed: int) -> list[Example]:
-        if split not in SPLITS:
-            raise ConfigError(f"unknown split '{split}' (expected one of {', '.join(SPLITS)})")
-        counter: dict[str, int] = {}
-        tasks = load_rule_tasks(
-            self.params.path, self.domain_name, skip_invalid=self.params.skip_invalid, counter=counter
-        )
+    def read(self, path: str, counter: dict[str, int]) -> list[Example]:
+        tasks = load_rule_tasks(path, self.domain_name, skip_invalid=self.params.skip_invalid, counter=counter)
         out = []
         for task in tasks:
             seen = task.train[: self.params.max_seen] if self.params.max_seen else task.train
             for q, pair in enumerate(task.test):
+                meta = {"task_idx": task.idx, "query": q, **({"type": pair.type} if pair.type else {})}
                 question = format_question(seen, pair.input)
-                if split_of(question) == split:
-                    meta = {"task_idx": task.idx, "query": q, "skipped_lines": counter.get("skipped", 0)}
-                    out.append(Example(f"{self.name}-{task.idx}-{q}", self.name, question, pair.output, None, meta))
-        random.Random(seed).shuffle(out)
-        return out[:n]
+                out.append(Example(f"{self.name}-{task.idx}-{q}", self.name, question, pair.output, None, meta))
+        return out
+
+    @staticmethod
+    def identity(example: Example) -> str:
+        """Every query of every task counts (as in the paper), even when two tasks repeat a question."""
+        return example.id
+
+    def score(self, prediction: str, example: Example) -> answers.Score:
+        if self.params.scoring == "answer":
+            return super().score(prediction, example)
+        if self.answer_type == AnswerType.LIST:
+            match = _FIRST_LIST.search(prediction)
+            stated = match.group(0) if match else None
+        else:
+            stated = prediction.strip()
+        correct = stated is not None and stated == example.answer
+        return answers.Score(strict=correct, flexible=correct, extracted=stated, extracted_strict=stated)
 
 
 @register_task("list_functions_file")

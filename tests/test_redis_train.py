@@ -41,22 +41,21 @@ def test_sft_rows_mask_the_prompt_and_match_generation_ids():
     )
 
 
-def test_preference_rows_keep_the_bos_the_student_generates_with():
+def test_preference_rows_drop_pairs_that_do_not_fit():
     student = _student()
     [row] = preference_rows(student, PAIRS[:1], 512)
     assert preference_rows(student, PAIRS[:1], 10) == []
-    ids = student.tokenizer(row["prompt"], add_special_tokens=False)["input_ids"]
-    assert ids == student.encode_prompt(student.prompt(PROMPT))
     assert row["chosen"] == student.completion("Reverse the list.")
+    assert row["rejected"] == student.completion("Sort the list.")
 
 
 @pytest.mark.parametrize(("method", "finetune"), [("orpo", "full"), ("dpo", "full"), ("dpo", "lora")])
 def test_alignment_step_updates_the_student(tmp_path, method, finetune):
     student = _student(finetune)
-    settings = TrainSettings(align=method, align_epochs=1, align_lr=1e-2, batch_size=4, max_length=128)
+    settings = TrainSettings(align_epochs=1, align_lr=1e-2, batch_size=4, max_length=128)
     lora = StudentConfig().lora if finetune == "lora" else None
     before = _weights(student.model.merge_and_unload() if student.is_peft else student.model)
-    aligned = align(_student(finetune), PAIRS, settings, tmp_path, lora)  # same seed: same initial weights
+    aligned = align(_student(finetune), PAIRS, settings, tmp_path, lora, method)  # same seed: same initial weights
     assert not aligned.is_peft
     after = _weights(aligned.model)
     assert after.shape == before.shape and torch.isfinite(after).all()
@@ -132,3 +131,64 @@ def test_recipe_errors_name_the_key(tmp_path):
 def test_shipped_recipes_load(path):
     recipe = load_recipe(path)
     assert recipe.pipeline == "redis" and recipe.config.teacher.backend == "oracle"
+
+
+def _pair_student():
+    """A tiny student whose tokenizer adds a BOS (the case where TRL's DPO used to get two)."""
+    student = _student()
+    assert student.encode_prompt(student.prompt(PROMPT))[0] == student.tokenizer.bos_token_id
+    return student
+
+
+@pytest.mark.parametrize("loss", ["orpo", "dpo"])
+def test_preference_trainers_tokenise_one_bos_and_the_generation_prompt(tmp_path, loss):
+    from cotdistill.methods.redis.train import preference_trainer
+
+    student = _pair_student()
+    pairs = [PreferencePair("t", "list_functions", PROMPT, "Reverse the list.", "Sort the list.", 2, 0)]
+    trainer = preference_trainer(
+        student, preference_rows(student, pairs, 512, loss), TrainSettings(max_length=512), loss, tmp_path
+    )
+    row = trainer.train_dataset[0]
+    prompt_ids = student.encode_prompt(student.prompt(PROMPT))
+    bos = student.tokenizer.bos_token_id
+    if loss == "dpo":
+        sequences = {"chosen": row["prompt_ids"] + row["chosen_ids"], "rejected": row["prompt_ids"] + row["rejected_ids"]}
+    else:
+        sequences = {"chosen": row["chosen_input_ids"], "rejected": row["rejected_input_ids"]}
+    for name, ids in sequences.items():
+        assert ids.count(bos) == 1 and ids[0] == bos, name
+        assert ids[: len(prompt_ids)] == prompt_ids, name
+    completion = student.encode_completion("Reverse the list.")
+    assert sequences["chosen"][len(prompt_ids) :] == completion
+
+
+def _response_nll(student, prompt: str, completion: str) -> float:
+    """Mean NLL of ``completion``'s tokens (EOS included) after the generation prompt, computed here."""
+    prompt_ids = student.encode_prompt(student.prompt(prompt))
+    completion_ids = student.encode_completion(completion)
+    ids = torch.tensor([prompt_ids + completion_ids])
+    with torch.no_grad():
+        logits = student.model(input_ids=ids).logits[0, :-1].float()
+    logprobs = torch.log_softmax(logits, dim=-1)[len(prompt_ids) - 1 :]
+    return float(-logprobs.gather(1, torch.tensor(completion_ids)[:, None]).mean())
+
+
+def test_orpo_nll_is_the_chosen_responses_nll_only(tmp_path):
+    from cotdistill.methods.redis.train import preference_trainer
+
+    student = _pair_student()
+    student.model.eval()
+    pairs = [
+        PreferencePair("t", "list_functions", PROMPT, "Reverse the list.", "Sort the list.", 2, 0),
+        PreferencePair("t", "list_functions", PROMPT + "\nInput: [3]\nOutput: [3]", "Sort the list.", "Nothing.", 2, 0),
+    ]
+    settings = TrainSettings(batch_size=2, max_length=512)
+    trainer = preference_trainer(student, preference_rows(student, pairs, 512, "orpo"), settings, "orpo", tmp_path)
+    batch = next(iter(trainer.get_train_dataloader()))
+    with torch.no_grad():
+        loss, metrics = trainer.get_batch_loss_metrics(student.model, batch)
+    expected = sum(_response_nll(student, p.prompt, p.chosen) for p in pairs) / len(pairs)
+    assert metrics["nll_loss"] == pytest.approx(expected, rel=1e-4)
+    assert metrics["nll_loss"] == pytest.approx(-metrics["logps/chosen"], rel=1e-5)
+    assert float(loss) == pytest.approx(expected - metrics["log_odds_ratio"] * settings.beta, rel=1e-4)

@@ -86,8 +86,8 @@ augment: {num_rules: 8}
 filter: {max_pairs_per_task: 2, max_following_per_task: 2}
 student: {model: tiny, finetune: full, tiny: {hidden_size: 32, num_heads: 2, intermediate_size: 64, vocab_size: 400}}
 train: {sft_epochs: 1, sft_lr: 1.0e-3, align_lr: 1.0e-4, batch_size: 16, max_length: 256}
-search: {num_rules: 1, rule_max_tokens: 12, apply_max_tokens: 12}
-methods: [direct, redis]
+search: {num_rules: 1, rule_max_tokens: 12, apply_max_tokens: 12, seeds: [0, 1]}
+methods: [direct, redis_sft, redis_dpo]
 """,
         encoding="utf-8",
     )
@@ -95,12 +95,26 @@ methods: [direct, redis]
     out = tmp_path / "run"
     loaded.cls().run(loaded.config, out)
     report = json.loads((out / "report.json").read_text())
-    assert set(report["table"]) == {"direct", "redis"}
-    assert report["table"]["redis"]["acre"]["total"] == 4 and report["table"]["redis"]["arc1d"]["total"] == 1
+    assert set(report["table"]) == {"direct", "redis_sft", "redis_dpo"}
+    assert report["table"]["direct"]["acre"] == {**report["table"]["direct"]["acre"], "total": 4, "seeds": 1}
+    assert report["table"]["redis_dpo"]["acre"]["total"] == 8 and report["table"]["redis_dpo"]["arc1d"]["total"] == 2
+    assert report["runs"]["redis_dpo"]["summary"]["domains"]["acre"]["seeds"] == 2
+    assert sorted(p.name for p in (out / "eval").iterdir()) == [
+        "direct.jsonl",
+        "redis_dpo.seed0.jsonl",
+        "redis_dpo.seed1.jsonl",
+        "redis_sft.seed0.jsonl",
+        "redis_sft.seed1.jsonl",
+    ]
+    gold = [json.loads(line) for line in (out / "eval" / "direct.jsonl").read_text().splitlines()]
+    acre = [g for r in gold if r["domain"] == "acre" for g in r["gold"]]
+    majority = max(max(acre.count(x) for x in acre), 4 / 3)
+    assert report["majority"]["acre"] == {"accuracy": majority / 4, "correct": majority, "total": 4}
+    assert report["runs"]["direct"]["summary"]["domains"]["acre"]["chance"] == majority / 4
     assert report["stage2"]["pairs"] > 0 and (out / "augment" / "rules.jsonl").exists()
-    assert (out / "students" / "redis" / "student.json").exists()
-    assert "redis" in capsys.readouterr().out and "direct" in (out / "report.md").read_text()
-    assert [run.name for run in runs_of(read_report(out), "")] == ["direct", "redis"]
+    assert (out / "students" / "redis_dpo" / "student.json").exists()
+    assert "redis_dpo" in capsys.readouterr().out and "majority answer" in (out / "report.md").read_text()
+    assert [run.name for run in runs_of(read_report(out), "")] == ["direct", "redis_sft", "redis_dpo"]
     for split in ("train", "test"):
         assert len((out / "data" / "acre" / f"{split}.jsonl").read_text().splitlines()) == (
             9 if split == "train" else 1
@@ -122,8 +136,11 @@ def test_recipe_errors_name_the_key(tmp_path):
     recipe.write_text("pipeline: redis\ndata: {domains: [acrre]}\n", encoding="utf-8")
     with pytest.raises(ConfigError, match="unknown domain 'acrre'"):
         load_recipe(recipe)
-    recipe.write_text("pipeline: redis\ntrain: {align: ppo}\n", encoding="utf-8")
-    with pytest.raises(ConfigError, match="train.align"):
+    recipe.write_text("pipeline: redis\nmethods: [direct, redis]\n", encoding="utf-8")
+    with pytest.raises(ConfigError, match="methods must be a non-empty subset"):
+        load_recipe(recipe)
+    recipe.write_text("pipeline: redis\nsearch: {seeds: [0, 0]}\n", encoding="utf-8")
+    with pytest.raises(ConfigError, match="search.*distinct seeds"):
         load_recipe(recipe)
 
 
@@ -153,7 +170,10 @@ def test_preference_trainers_tokenise_one_bos_and_the_generation_prompt(tmp_path
     prompt_ids = student.encode_prompt(student.prompt(PROMPT))
     bos = student.tokenizer.bos_token_id
     if loss == "dpo":
-        sequences = {"chosen": row["prompt_ids"] + row["chosen_ids"], "rejected": row["prompt_ids"] + row["rejected_ids"]}
+        sequences = {
+            "chosen": row["prompt_ids"] + row["chosen_ids"],
+            "rejected": row["prompt_ids"] + row["rejected_ids"],
+        }
     else:
         sequences = {"chosen": row["chosen_input_ids"], "rejected": row["rejected_input_ids"]}
     for name, ids in sequences.items():

@@ -212,3 +212,17 @@ def test_orpo_nll_is_the_chosen_responses_nll_only(tmp_path):
     assert metrics["nll_loss"] == pytest.approx(expected, rel=1e-4)
     assert metrics["nll_loss"] == pytest.approx(-metrics["logps/chosen"], rel=1e-5)
     assert float(loss) == pytest.approx(expected - metrics["log_odds_ratio"] * settings.beta, rel=1e-4)
+
+
+def test_hypothesis_search_is_seeded_and_leaves_the_global_rng_alone():
+    from cotdistill.methods.redis.search import SearchConfig, hypothesis_search
+    from cotdistill.tasks.inductive import sample_tasks
+
+    tasks = sample_tasks("list_functions", 2, seed=1, n_seen=2, n_test=1)
+    student = _student()
+    cfg = SearchConfig(num_rules=3, temperature=1.0, rule_max_tokens=6, apply_max_tokens=4)
+    state = torch.get_rng_state()
+    runs = [hypothesis_search(student, tasks, cfg, seed) for seed in (0, 0, 1)]
+    assert torch.equal(torch.get_rng_state(), state)
+    assert [r.candidates for r in runs[0]] == [r.candidates for r in runs[1]]
+    assert [r.candidates for r in runs[0]] != [r.candidates for r in runs[2]]

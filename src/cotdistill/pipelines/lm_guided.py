@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from cotdistill.config import save_config, to_dict
+from cotdistill.config import redact, save_config, to_dict
 from cotdistill.console import format_table
 from cotdistill.distill.generate import GenerateConfig
 from cotdistill.errors import ConfigError, CotDistillError
@@ -191,9 +191,8 @@ class LMGuidedPipeline:
 
 def _check_rl_settings(config: LMGuidedPipelineConfig, reasoner: TeacherConfig, rl_dir: Path) -> None:
     """Write ``rl/settings.json`` for a new RL stage; refuse to reuse one trained with other settings."""
-    settings = json.loads(
-        json.dumps({"rl": to_dict(config.rl), "rewards": to_dict(config.rewards), "reasoner": to_dict(reasoner)})
-    )
+    parts = {"rl": to_dict(config.rl), "rewards": to_dict(config.rewards), "reasoner": to_dict(reasoner)}
+    settings = json.loads(json.dumps(redact(parts)))
     settings["rl"]["seed"] = config.seed  # the stage trains with the run's seed
     path = rl_dir / "settings.json"
     if path.exists():

@@ -71,12 +71,7 @@ def plot_accuracy(runs: Sequence[Run], path: str | Path, *, metric: str | None =
     ax.set_title(title or "accuracy per domain (bars: 95% interval; black ticks: chance)")
     ax.legend(fontsize="small", loc="upper left", bbox_to_anchor=(1.0, 1.0))
     ax.grid(axis="y", alpha=0.3)
-    fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return _save(fig, path)
 
 
 def plot_curves(
@@ -105,6 +100,13 @@ def plot_curves(
         ax.set_visible(False)
     if title:
         fig.suptitle(title)
+    return _save(fig, path)
+
+
+def _save(fig: Any, path: str | Path) -> Path:
+    """Lay out, write ``fig`` as a PNG at ``path`` (folders made) and close it."""
+    import matplotlib.pyplot as plt
+
     fig.tight_layout()
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -13,6 +13,8 @@ from cotdistill.methods.lm_guided.inference import (
     fixed_writer,
     majority_vote,
     markdown_table,
+    paired_difference,
+    paired_table,
     score_rows,
     table,
 )
@@ -35,8 +37,21 @@ def test_score_rows_per_type():
     ]
     scores = score_rows(["ann smith", "1901"], examples)
     assert list(scores) == ["all", "bridge", "comparison"]
-    assert scores["bridge"] == {"em": 1.0, "f1": 1.0, "n": 1}
+    assert {k: scores["bridge"][k] for k in ("em", "f1", "n")} == {"em": 1.0, "f1": 1.0, "n": 1}
     assert scores["all"]["em"] == 0.5
+    assert scores["all"]["em_ci"]["mean"] == 0.5 and scores["all"]["em_ci"]["low"] == 0.0
+    assert scores["all"]["em_ci"]["high"] == 1.0 and scores["bridge"]["f1_ci"] == {"mean": 1.0, "low": 1.0, "high": 1.0}
+
+
+def test_paired_difference_is_question_by_question():
+    examples = [Example(str(i), "d", "q", "x", meta={"type": "bridge" if i < 20 else "comparison"}) for i in range(40)]
+    first = ["x"] * 30 + ["y"] * 10  # right on 30
+    second = ["y"] * 10 + ["x"] * 30  # right on 30, but on other questions
+    paired = paired_difference(first, second, examples)
+    assert paired["all"]["n"] == 40 and paired["all"]["em"]["mean"] == 0.0
+    assert paired["all"]["em"]["low"] < 0.0 < paired["all"]["em"]["high"]
+    assert paired["bridge"]["em"]["mean"] == 0.5 and paired["bridge"]["em"]["low"] > 0.0  # 10 of 20 gained, none lost
+    assert paired["comparison"]["em"]["mean"] == -0.5 and paired["comparison"]["em"]["high"] < 0.0
 
 
 class EchoReasoner:
@@ -79,7 +94,7 @@ def test_evaluate_conditions_with_self_consistency():
     conditions = [Condition("reasoner alone"), Condition("reasoner CoT", own_cot=True), Condition("KD", good_writer)]
     queries = [query(e) for e in examples]
     prompts = [guided_example(e).question for e in examples]
-    result = evaluate(conditions, examples, queries, prompts, reasoner, k=3)
+    result = evaluate(conditions, examples, queries, prompts, reasoner, k=3, paired=("KD", "reasoner alone"))
     got = {(r["condition"], r["self_consistency"]): r["scores"]["all"]["em"] for r in result["rows"]}
     multi_word = any(" " in e.answer for e in examples)
     assert got[("reasoner alone", False)] == 0.0 and got[("reasoner alone", True)] == 0.0
@@ -88,6 +103,9 @@ def test_evaluate_conditions_with_self_consistency():
     # the echo reasoner answers only the first word of a rationale
     assert got[("KD", True)] == (sum(" " not in e.answer for e in examples) / 4 if multi_word else 1.0)
     assert len(result["examples"]) == 12
+    assert result["paired"]["first"] == "KD" and result["paired"]["greedy"]["all"]["em"]["mean"] == 0.0
+    assert result["paired"]["sc"]["all"]["em"]["mean"] == got[("KD", True)] - got[("reasoner alone", True)]
+    assert "[" in paired_table(result["paired"])[1][0][2]
     headers, body = table(result["rows"])
     assert headers[:4] == ["condition", "SC", "EM all", "F1 all"] and body[1][1] == "k=3"
     assert markdown_table(headers, body).count("\n") == len(body) + 1

@@ -83,7 +83,17 @@ def test_pipeline_runs_kd_rl_and_writes_the_table(tmp_path, capsys):
     assert log and {"exact_match", "f1", "support", "consistency", "judge"} <= set(log[0])
     printed = capsys.readouterr().out
     assert "reasoner + KD rationales" in printed and "EM all" in printed
-    assert "| reasoner alone |" in (out / "report.md").read_text()
+    markdown = (out / "report.md").read_text()
+    assert "| reasoner alone |" in markdown and "![GRPO reward components](rewards.png)" in markdown
+    assert (out / "rewards.png").read_bytes()[:4] == b"\x89PNG"
+    all_em = report["rows"][0]["scores"]["all"]["em_ci"]
+    assert all_em["low"] <= report["rows"][0]["scores"]["all"]["em"] <= all_em["high"]
+    paired = report["paired"]
+    assert (paired["first"], paired["second"]) == ("reasoner + RL rationales", "reasoner + KD rationales")
+    assert paired["greedy"]["all"]["n"] == 3 and "reasoner + RL rationales - reasoner + KD rationales" in markdown
+    changed = load_recipe("recipes/lm-guided-tiny.yaml", [*overrides, "rl.lr=0.5"])
+    with pytest.raises(CotDistillError, match=r"other settings \(rl.lr\)"):
+        changed.cls().run(changed.config, tmp_path / "run", resume=True)
 
 
 def test_lm_guided_method_trains_kd_then_rl(tmp_path):

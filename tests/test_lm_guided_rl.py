@@ -82,7 +82,15 @@ def test_grpo_step_logs_every_reward_component(tmp_path):
     backend = FirstWordReasoner()
     weights = {"exact_match": 1.0, "f1": 1.0, "support": 0.5, "no_repetition": 0.2, "length": 0.2}
     rewarder = Rewarder(Reasoner(backend), RewardConfig(weights=weights, min_words=4, max_words=12))
-    cfg = RLConfig(max_steps=2, prompts_per_step=2, num_generations=2, max_completion_length=12, lr=1e-3, save_steps=2)
+    cfg = RLConfig(
+        max_steps=2,
+        prompts_per_step=2,
+        num_generations=2,
+        max_completion_length=12,
+        lr=1e-3,
+        save_steps=2,
+        mask_truncated_completions=False,  # a 12-token tiny model rarely stops on its own
+    )
     trained = train_grpo(model, tokenizer, rows, rewarder, cfg, tmp_path)
 
     assert backend.requests > 0
@@ -92,7 +100,8 @@ def test_grpo_step_logs_every_reward_component(tmp_path):
     for row in log:
         assert set(weights) <= set(row)
         assert all(row[name] is not None for name in weights)
-        assert "kl" in row
+        assert "kl" in row and 0.0 <= row["frac_reward_zero_std"] <= 1.0
+    assert log[-1]["learning_rate"] == pytest.approx(1e-3)  # constant after the warm-up step
     changed = any(not torch.equal(before[k], v) for k, v in trained.state_dict().items())
     assert changed
 
@@ -100,3 +109,8 @@ def test_grpo_step_logs_every_reward_component(tmp_path):
 def test_rl_config_rejects_a_group_of_one():
     with pytest.raises(ValueError, match="num_generations"):
         RLConfig(num_generations=1)
+
+
+def test_rl_config_rejects_an_unknown_reward_scaling():
+    with pytest.raises(ValueError, match="scale_rewards"):
+        RLConfig(scale_rewards="std")

@@ -82,8 +82,12 @@ def test_stage2_sets_on_a_hand_made_task():
         ("Mirror the row.", "Recolour."),
         ("Move right.", "Recolour."),
     }
-    assert [i.completion for i in stage2.rule_generation] == ["Mirror the row."]
-    assert stage2.rule_generation[0].prompt == rule_prompt(task.train)
+    assert [i.completion for i in stage2.rule_generation] == ["Mirror the row.", "Move right.", "Recolour."]
+    assert {i.prompt for i in stage2.rule_generation} == {rule_prompt(task.train)}
+    best = build([record], {"t1": task}, FilterConfig(rule_generation="best"))
+    assert [i.completion for i in best.rule_generation] == ["Mirror the row."]
+    assert best.pairs == stage2.pairs and best.rule_following == stage2.rule_following
+    assert len(build([record], {"t1": task}, FilterConfig(max_generation_per_task=2)).rule_generation) == 2
     following = {(i.prompt, i.completion) for i in stage2.rule_following}
     assert (apply_prompt("Move right.", "[1, 0]"), "Output: [0, 1]") in following
     assert len(following) == 5  # mirror x3 + move right x2 (its unparsed output is dropped); recolour never chosen
@@ -98,7 +102,7 @@ def test_pipeline_stops_before_training_when_no_rule_survives(tmp_path):
 
     task = RuleTask("t1", "arc1d", (Pair("[1, 0]", "[0, 1]"),), (Pair("[2, 0]", "[0, 2]"),))
     record = TaskRules("t1", "arc1d", 1, [_rule("Nonsense.", 0, 2, [None]), _rule("Other.", 0, 1, ["[1]"])])
-    stage2 = build([record], {"t1": task}, FilterConfig())
+    stage2 = build([record], {"t1": task}, FilterConfig(rule_generation="best"))
     with pytest.raises(CotDistillError, match=r"no rule: none of the teacher's 2 distinct rules for 1 tasks"):
         _require_rules(stage2, ["direct", "redis_sft"], tmp_path)
     _require_rules(stage2, ["direct", "hs_base", "io_sft"], tmp_path)  # baselines alone need no rule

@@ -41,22 +41,21 @@ def test_sft_rows_mask_the_prompt_and_match_generation_ids():
     )
 
 
-def test_preference_rows_keep_the_bos_the_student_generates_with():
+def test_preference_rows_drop_pairs_that_do_not_fit():
     student = _student()
     [row] = preference_rows(student, PAIRS[:1], 512)
     assert preference_rows(student, PAIRS[:1], 10) == []
-    ids = student.tokenizer(row["prompt"], add_special_tokens=False)["input_ids"]
-    assert ids == student.encode_prompt(student.prompt(PROMPT))
     assert row["chosen"] == student.completion("Reverse the list.")
+    assert row["rejected"] == student.completion("Sort the list.")
 
 
 @pytest.mark.parametrize(("method", "finetune"), [("orpo", "full"), ("dpo", "full"), ("dpo", "lora")])
 def test_alignment_step_updates_the_student(tmp_path, method, finetune):
     student = _student(finetune)
-    settings = TrainSettings(align=method, align_epochs=1, align_lr=1e-2, batch_size=4, max_length=128)
+    settings = TrainSettings(align_epochs=1, align_lr=1e-2, batch_size=4, max_length=128)
     lora = StudentConfig().lora if finetune == "lora" else None
     before = _weights(student.model.merge_and_unload() if student.is_peft else student.model)
-    aligned = align(_student(finetune), PAIRS, settings, tmp_path, lora)  # same seed: same initial weights
+    aligned = align(_student(finetune), PAIRS, settings, tmp_path, lora, method)  # same seed: same initial weights
     assert not aligned.is_peft
     after = _weights(aligned.model)
     assert after.shape == before.shape and torch.isfinite(after).all()
@@ -87,8 +86,8 @@ augment: {num_rules: 8}
 filter: {max_pairs_per_task: 2, max_following_per_task: 2}
 student: {model: tiny, finetune: full, tiny: {hidden_size: 32, num_heads: 2, intermediate_size: 64, vocab_size: 400}}
 train: {sft_epochs: 1, sft_lr: 1.0e-3, align_lr: 1.0e-4, batch_size: 16, max_length: 256}
-search: {num_rules: 1, rule_max_tokens: 12, apply_max_tokens: 12}
-methods: [direct, redis]
+search: {num_rules: 1, rule_max_tokens: 12, apply_max_tokens: 12, seeds: [0, 1]}
+methods: [direct, redis_sft, redis_dpo]
 """,
         encoding="utf-8",
     )
@@ -96,12 +95,26 @@ methods: [direct, redis]
     out = tmp_path / "run"
     loaded.cls().run(loaded.config, out)
     report = json.loads((out / "report.json").read_text())
-    assert set(report["table"]) == {"direct", "redis"}
-    assert report["table"]["redis"]["acre"]["total"] == 4 and report["table"]["redis"]["arc1d"]["total"] == 1
+    assert set(report["table"]) == {"direct", "redis_sft", "redis_dpo"}
+    assert report["table"]["direct"]["acre"] == {**report["table"]["direct"]["acre"], "total": 4, "seeds": 1}
+    assert report["table"]["redis_dpo"]["acre"]["total"] == 8 and report["table"]["redis_dpo"]["arc1d"]["total"] == 2
+    assert report["runs"]["redis_dpo"]["summary"]["domains"]["acre"]["seeds"] == 2
+    assert sorted(p.name for p in (out / "eval").iterdir()) == [
+        "direct.jsonl",
+        "redis_dpo.seed0.jsonl",
+        "redis_dpo.seed1.jsonl",
+        "redis_sft.seed0.jsonl",
+        "redis_sft.seed1.jsonl",
+    ]
+    gold = [json.loads(line) for line in (out / "eval" / "direct.jsonl").read_text().splitlines()]
+    acre = [g for r in gold if r["domain"] == "acre" for g in r["gold"]]
+    majority = max(max(acre.count(x) for x in acre), 4 / 3)
+    assert report["majority"]["acre"] == {"accuracy": majority / 4, "correct": majority, "total": 4}
+    assert report["runs"]["direct"]["summary"]["domains"]["acre"]["chance"] == majority / 4
     assert report["stage2"]["pairs"] > 0 and (out / "augment" / "rules.jsonl").exists()
-    assert (out / "students" / "redis" / "student.json").exists()
-    assert "redis" in capsys.readouterr().out and "direct" in (out / "report.md").read_text()
-    assert [run.name for run in runs_of(read_report(out), "")] == ["direct", "redis"]
+    assert (out / "students" / "redis_dpo" / "student.json").exists()
+    assert "redis_dpo" in capsys.readouterr().out and "majority answer" in (out / "report.md").read_text()
+    assert [run.name for run in runs_of(read_report(out), "")] == ["direct", "redis_sft", "redis_dpo"]
     for split in ("train", "test"):
         assert len((out / "data" / "acre" / f"{split}.jsonl").read_text().splitlines()) == (
             9 if split == "train" else 1
@@ -123,8 +136,11 @@ def test_recipe_errors_name_the_key(tmp_path):
     recipe.write_text("pipeline: redis\ndata: {domains: [acrre]}\n", encoding="utf-8")
     with pytest.raises(ConfigError, match="unknown domain 'acrre'"):
         load_recipe(recipe)
-    recipe.write_text("pipeline: redis\ntrain: {align: ppo}\n", encoding="utf-8")
-    with pytest.raises(ConfigError, match="train.align"):
+    recipe.write_text("pipeline: redis\nmethods: [direct, redis]\n", encoding="utf-8")
+    with pytest.raises(ConfigError, match="methods must be a non-empty subset"):
+        load_recipe(recipe)
+    recipe.write_text("pipeline: redis\nsearch: {seeds: [0, 0]}\n", encoding="utf-8")
+    with pytest.raises(ConfigError, match="search.*distinct seeds"):
         load_recipe(recipe)
 
 
@@ -132,3 +148,81 @@ def test_recipe_errors_name_the_key(tmp_path):
 def test_shipped_recipes_load(path):
     recipe = load_recipe(path)
     assert recipe.pipeline == "redis" and recipe.config.teacher.backend == "oracle"
+
+
+def _pair_student():
+    """A tiny student whose tokenizer adds a BOS (the case where TRL's DPO used to get two)."""
+    student = _student()
+    assert student.encode_prompt(student.prompt(PROMPT))[0] == student.tokenizer.bos_token_id
+    return student
+
+
+@pytest.mark.parametrize("loss", ["orpo", "dpo"])
+def test_preference_trainers_tokenise_one_bos_and_the_generation_prompt(tmp_path, loss):
+    from cotdistill.methods.redis.train import preference_trainer
+
+    student = _pair_student()
+    pairs = [PreferencePair("t", "list_functions", PROMPT, "Reverse the list.", "Sort the list.", 2, 0)]
+    trainer = preference_trainer(
+        student, preference_rows(student, pairs, 512, loss), TrainSettings(max_length=512), loss, tmp_path
+    )
+    row = trainer.train_dataset[0]
+    prompt_ids = student.encode_prompt(student.prompt(PROMPT))
+    bos = student.tokenizer.bos_token_id
+    if loss == "dpo":
+        sequences = {
+            "chosen": row["prompt_ids"] + row["chosen_ids"],
+            "rejected": row["prompt_ids"] + row["rejected_ids"],
+        }
+    else:
+        sequences = {"chosen": row["chosen_input_ids"], "rejected": row["rejected_input_ids"]}
+    for name, ids in sequences.items():
+        assert ids.count(bos) == 1 and ids[0] == bos, name
+        assert ids[: len(prompt_ids)] == prompt_ids, name
+    completion = student.encode_completion("Reverse the list.")
+    assert sequences["chosen"][len(prompt_ids) :] == completion
+
+
+def _response_nll(student, prompt: str, completion: str) -> float:
+    """Mean NLL of ``completion``'s tokens (EOS included) after the generation prompt, computed here."""
+    prompt_ids = student.encode_prompt(student.prompt(prompt))
+    completion_ids = student.encode_completion(completion)
+    ids = torch.tensor([prompt_ids + completion_ids])
+    with torch.no_grad():
+        logits = student.model(input_ids=ids).logits[0, :-1].float()
+    logprobs = torch.log_softmax(logits, dim=-1)[len(prompt_ids) - 1 :]
+    return float(-logprobs.gather(1, torch.tensor(completion_ids)[:, None]).mean())
+
+
+def test_orpo_nll_is_the_chosen_responses_nll_only(tmp_path):
+    from cotdistill.methods.redis.train import preference_trainer
+
+    student = _pair_student()
+    student.model.eval()
+    pairs = [
+        PreferencePair("t", "list_functions", PROMPT, "Reverse the list.", "Sort the list.", 2, 0),
+        PreferencePair("t", "list_functions", PROMPT + "\nInput: [3]\nOutput: [3]", "Sort the list.", "Nothing.", 2, 0),
+    ]
+    settings = TrainSettings(batch_size=2, max_length=512)
+    trainer = preference_trainer(student, preference_rows(student, pairs, 512, "orpo"), settings, "orpo", tmp_path)
+    batch = next(iter(trainer.get_train_dataloader()))
+    with torch.no_grad():
+        loss, metrics = trainer.get_batch_loss_metrics(student.model, batch)
+    expected = sum(_response_nll(student, p.prompt, p.chosen) for p in pairs) / len(pairs)
+    assert metrics["nll_loss"] == pytest.approx(expected, rel=1e-4)
+    assert metrics["nll_loss"] == pytest.approx(-metrics["logps/chosen"], rel=1e-5)
+    assert float(loss) == pytest.approx(expected - metrics["log_odds_ratio"] * settings.beta, rel=1e-4)
+
+
+def test_hypothesis_search_is_seeded_and_leaves_the_global_rng_alone():
+    from cotdistill.methods.redis.search import SearchConfig, hypothesis_search
+    from cotdistill.tasks.inductive import sample_tasks
+
+    tasks = sample_tasks("list_functions", 2, seed=1, n_seen=2, n_test=1)
+    student = _student()
+    cfg = SearchConfig(num_rules=3, temperature=1.0, rule_max_tokens=6, apply_max_tokens=4)
+    state = torch.get_rng_state()
+    runs = [hypothesis_search(student, tasks, cfg, seed) for seed in (0, 0, 1)]
+    assert torch.equal(torch.get_rng_state(), state)
+    assert [r.candidates for r in runs[0]] == [r.candidates for r in runs[1]]
+    assert [r.candidates for r in runs[0]] != [r.candidates for r in runs[2]]

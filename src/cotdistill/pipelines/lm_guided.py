@@ -7,8 +7,14 @@ Stages, each writing into the run directory and reused when already complete:
    when correct; ``kd/student/``: the rationale model fine-tuned on them (``sft`` method);
 3. ``rl/``: GRPO from the KD model with rewards computed through the frozen reasoner
    (``reward_log.jsonl`` per step and component); ``rl/student/``: the RL rationale model;
-4. ``report.json`` / ``report.md``: EM and F1 per question type for the reasoner alone, with its
-   own CoT, with KD rationales and with RL rationales, each greedy and with self-consistency.
+4. ``report.json`` / ``report.md``: EM and F1 per question type (95% bootstrap intervals) for the
+   reasoner alone, with its own CoT, with KD, RL and gold rationales, each greedy and with
+   self-consistency; the paired RL-minus-KD difference question by question; and
+   ``rewards.png``, one curve per GRPO reward component (plus KL and the weighted total).
+
+``rl/settings.json`` records what the RL stage was trained with (``rl``, ``rewards``, the
+reasoner); a resumed run whose settings differ stops with an error instead of reporting the new
+settings next to the old model.
 
 The reasoner is any teacher backend (``hf`` on a pulled preset or directory, ``openai`` for a
 llama.cpp / vLLM server); all its calls are batched and cached in ``reasoner_cache.jsonl``.
@@ -24,10 +30,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from cotdistill.config import save_config, to_dict
+from cotdistill.config import redact, save_config, to_dict
 from cotdistill.console import format_table
 from cotdistill.distill.generate import GenerateConfig
-from cotdistill.errors import ConfigError
+from cotdistill.errors import ConfigError, CotDistillError
 from cotdistill.io import atomic_write_json, atomic_write_text, read_records, write_jsonl
 from cotdistill.methods.base import TrainConfig
 from cotdistill.methods.lm_guided.data import RATIONALE_INSTRUCTION, guided_example, query, rationale_prompt, rl_rows
@@ -36,6 +42,7 @@ from cotdistill.methods.lm_guided.inference import (
     evaluate,
     fixed_writer,
     markdown_table,
+    paired_table,
     student_writer,
     table,
 )
@@ -47,6 +54,7 @@ from cotdistill.methods.sft import SFTConfig
 from cotdistill.models import Student, StudentConfig, load_student
 from cotdistill.models.student import STUDENT_FILE
 from cotdistill.pipelines.base import register_pipeline
+from cotdistill.report.plot import plot_curves
 from cotdistill.tasks import Example, get_task
 from cotdistill.teachers import TeacherConfig, build_teacher
 
@@ -143,6 +151,7 @@ class LMGuidedPipeline:
         reasoner = Reasoner(build_teacher(reasoner_cfg), config.reasoner.prompt, output_dir / "reasoner_cache.jsonl")
         try:
             rl_dir = output_dir / "rl"
+            _check_rl_settings(config, reasoner_cfg, rl_dir)
             rl_student = _stage(rl_dir / "student")
             if rl_student is None:
                 log.info("stage 2: GRPO of the rationale model against the reasoner (%d steps)", config.rl.max_steps)
@@ -175,7 +184,32 @@ class LMGuidedPipeline:
         if config.eval.gold and all(e.rationale for e in test):
             conditions.append(Condition("reasoner + gold rationales", fixed_writer([e.rationale for e in test])))
         questions = [guided_example(e).question for e in test]
-        return evaluate(conditions, test, [query(e) for e in test], questions, reasoner, config.eval.k)
+        paired = ("reasoner + RL rationales", "reasoner + KD rationales")
+        queries = [query(e) for e in test]
+        return evaluate(conditions, test, queries, questions, reasoner, config.eval.k, paired=paired, seed=config.seed)
+
+
+def _check_rl_settings(config: LMGuidedPipelineConfig, reasoner: TeacherConfig, rl_dir: Path) -> None:
+    """Write ``rl/settings.json`` for a new RL stage; refuse to reuse one trained with other settings."""
+    parts = {"rl": to_dict(config.rl), "rewards": to_dict(config.rewards), "reasoner": to_dict(reasoner)}
+    settings = json.loads(json.dumps(redact(parts)))
+    settings["rl"]["seed"] = config.seed  # the stage trains with the run's seed
+    path = rl_dir / "settings.json"
+    if path.exists():
+        saved = json.loads(path.read_text(encoding="utf-8"))
+        if saved != settings:
+            changed = sorted(
+                f"{part}.{key}"
+                for part in settings
+                for key in set(settings[part]) | set(saved.get(part, {}))
+                if settings[part].get(key) != saved.get(part, {}).get(key)
+            )
+            raise CotDistillError(
+                f"{rl_dir} was trained with other settings ({', '.join(changed)}): remove {rl_dir} to retrain "
+                "the RL stage, or run with the settings it was trained with"
+            )
+        return
+    atomic_write_json(path, settings)
 
 
 def _stage(directory: Path) -> Student | None:
@@ -206,27 +240,48 @@ def _report(result: dict[str, Any], config: LMGuidedPipelineConfig, output_dir: 
         "",
         f"Reasoner: `{result['reasoner']['model']}` ({result['reasoner']['backend']}), frozen. "
         f"Rationale model: `{config.student.model}`. Test questions: {config.data.n_test} ({config.data.task}).",
-        f"EM and F1 in percent; SC = self-consistency over k={config.eval.k} samples with a majority vote.",
+        f"EM and F1 in percent [95% bootstrap interval over the questions]; SC = self-consistency over "
+        f"k={config.eval.k} samples with a majority vote.",
         "",
         markdown_table(headers, body),
         "",
-        *_reward_section(output_dir / "rl" / "reward_log.jsonl", config.rewards.weights),
     ]
+    if "paired" in result:
+        paired_headers, paired_body = paired_table(result["paired"])
+        lines += [
+            "Paired difference, question by question (percentage points [95% bootstrap interval]):",
+            "",
+            markdown_table(paired_headers, paired_body),
+            "",
+        ]
+    lines += _reward_section(output_dir / "rl" / "reward_log.jsonl", config.rewards.weights, output_dir)
     atomic_write_text(output_dir / "report.md", "\n".join(lines))
     print(format_table(headers, body))
     print(f"\nreport: {output_dir / 'report.md'} (and report.json)")
     return output_dir
 
 
-def _reward_section(path: Path, weights: dict[str, float]) -> list[str]:
-    """The GRPO reward components per logged step (mean over the step's rationales)."""
+REWARD_PLOT = "rewards.png"
+
+
+def _reward_section(path: Path, weights: dict[str, float], output_dir: Path) -> list[str]:
+    """The GRPO reward components per logged step (mean over the step's rationales), as a table and a PNG."""
     if not path.exists():
         return []
     rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
     names = [n for n, w in weights.items() if w != 0]
-    headers = ["step", "reward (weighted)", "kl", *[f"{n} (w={weights[n]:g})" for n in names]]
-    body = [[r["step"], *(_fmt(r.get(k)) for k in ("reward", "kl", *names))] for r in rows]
-    return [f"GRPO rewards per step (`{path.name}` has every component):", "", markdown_table(headers, body), ""]
+    curves = ["reward", *names, "kl", "frac_reward_zero_std", "completions/clipped_ratio"]
+    plot_curves(rows, [k for k in curves if any(r.get(k) is not None for r in rows)], output_dir / REWARD_PLOT)
+    headers = ["step", "reward (weighted)", "kl", "zero-std groups", *[f"{n} (w={weights[n]:g})" for n in names]]
+    body = [[r["step"], *(_fmt(r.get(k)) for k in ("reward", "kl", "frac_reward_zero_std", *names))] for r in rows]
+    return [
+        f"GRPO reward components per step (`{path.name}` has every logged value):",
+        "",
+        f"![GRPO reward components]({REWARD_PLOT})",
+        "",
+        markdown_table(headers, body),
+        "",
+    ]
 
 
 def _fmt(value: Any) -> str:

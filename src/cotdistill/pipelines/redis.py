@@ -9,12 +9,15 @@ Stages, each writing into the run directory and reused on ``--resume`` when comp
    ``applications.jsonl``); the ``oracle`` backend uses the generators' known rules;
 3. ``stage2/``: preference pairs and the two SFT sets (``pairs.jsonl``, ``sft.jsonl``,
    ``stats.json``);
-4. ``students/redis_sft``, ``students/redis``: the student after SFT, and after ORPO/DPO;
-5. ``eval/<method>.jsonl`` + ``report.json`` / ``report.md``: exact-match accuracy on the unseen
-   queries of the test tasks, per domain, for ReDis (hypothesis search) and the baselines:
-   ``direct`` (few-shot answers from the base student), ``hs_base`` (hypothesis search with the
-   base student), ``io_sft`` (the student fine-tuned on input -> output, answering directly) and
-   ``redis_sft`` (hypothesis search before alignment).
+4. ``students/{io_sft,redis_sft,redis_orpo,redis_dpo}``: the IO-SFT baseline, the student after
+   rule SFT, and after rule SFT + ORPO / + DPO (both aligned from the same SFT student);
+5. ``eval/<method>.jsonl`` (direct answering, greedy) or ``eval/<method>.seed<S>.jsonl`` (one
+   hypothesis search per ``search.seeds`` entry) + ``report.json`` / ``report.md``: exact-match
+   accuracy on the unseen queries of the test tasks, per domain with 95% bootstrap intervals
+   over (seeds, queries), next to each domain's majority-answer baseline, for ReDis and the
+   baselines ``direct`` (few-shot answers from the base student), ``hs_base`` (hypothesis search
+   with the base student) and ``io_sft`` (the student fine-tuned on input -> output, answering
+   directly).
 """
 
 from __future__ import annotations
@@ -36,24 +39,20 @@ from cotdistill.methods.redis.augment import AugmentConfig, augment
 from cotdistill.methods.redis.oracle import RuleOracle
 from cotdistill.methods.redis.pairs import FilterConfig, SFTItem, Stage2, build
 from cotdistill.methods.redis.prompts import direct_prompt, output_target
-from cotdistill.methods.redis.search import (
-    SearchConfig,
-    TaskResult,
-    direct_answers,
-    hypothesis_search,
-)
-from cotdistill.methods.redis.train import TrainSettings, align, sft
+from cotdistill.methods.redis.search import SearchConfig, TaskResult, direct_answers, hypothesis_search
+from cotdistill.methods.redis.train import AlignLoss, TrainSettings, align, sft
 from cotdistill.models import Student, StudentConfig, load_student
 from cotdistill.models.student import STUDENT_FILE
 from cotdistill.pipelines.base import register_pipeline
-from cotdistill.pipelines.redis_report import write_report
+from cotdistill.pipelines.redis_report import stage2_summary, write_report
 from cotdistill.tasks import TASKS
 from cotdistill.tasks.inductive import DOMAINS, GeneratedTask, RuleTask, load_rule_tasks, sample_tasks, write_rule_tasks
 from cotdistill.teachers import TeacherConfig, build_teacher
 
 log = logging.getLogger(__name__)
 
-METHODS = ("direct", "hs_base", "io_sft", "redis_sft", "redis")
+METHODS = ("direct", "hs_base", "io_sft", "redis_sft", "redis_orpo", "redis_dpo")
+ALIGNED: dict[str, AlignLoss] = {"redis_orpo": "orpo", "redis_dpo": "dpo"}
 
 
 @dataclass
@@ -125,7 +124,7 @@ class ReDisConfig:
     augment: AugmentConfig = field(default_factory=AugmentConfig, metadata={"help": "stage 1: rule sampling/scoring"})
     filter: FilterConfig = field(default_factory=FilterConfig, metadata={"help": "stage 2: pairs and SFT sets"})
     student: StudentConfig = field(default_factory=_default_student, metadata={"help": "the student (LoRA by default)"})
-    train: TrainSettings = field(default_factory=TrainSettings, metadata={"help": "stages 3-4: SFT then ORPO/DPO"})
+    train: TrainSettings = field(default_factory=TrainSettings, metadata={"help": "stages 3-4: SFT then ORPO / DPO"})
     search: SearchConfig = field(default_factory=SearchConfig, metadata={"help": "hypothesis-search inference"})
     methods: list[str] = field(default_factory=lambda: list(METHODS), metadata={"help": f"table rows: {METHODS}"})
     io_max_per_task: int = field(default=0, metadata={"help": "IO-SFT baseline: items per training task (0: all)"})
@@ -165,57 +164,68 @@ class ReDisPipeline:
         _write_stage2(stage2, output_dir / "stage2")
         _require_rules(stage2, config.methods, output_dir)
         corpus = _corpus(train, test, stage2)
-        results: dict[str, list[TaskResult]] = {}
+        wanted = set(config.methods)
+        results: dict[str, list[list[TaskResult]]] = {}
 
-        def evaluate(name: str, fn: Callable[[], list[TaskResult]]) -> None:
-            if name in config.methods:
-                results[name] = _cached_eval(output_dir / "eval" / f"{name}.jsonl", fn, resume)
+        def direct(name: str, student: Student) -> None:
+            path = output_dir / "eval" / f"{name}.jsonl"
+            results[name] = [_cached_eval(path, lambda: direct_answers(student, test, config.search), resume)]
 
-        base = load_student(config.student, corpus)
-        evaluate("direct", lambda: direct_answers(base, test, config.search))
-        evaluate("hs_base", lambda: hypothesis_search(base, test, config.search))
-        if "io_sft" in config.methods:
-            io_student = _trained(
-                output_dir / "students" / "io_sft",
-                resume,
-                lambda: sft(
-                    load_student(config.student, corpus),
-                    io_items(train, config.io_max_per_task, config.seed),
-                    config.train,
-                    output_dir / "train" / "io_sft",
-                    _lora(config),
-                ),
-            )
-            evaluate("io_sft", lambda: direct_answers(io_student, test, config.search))
-        if "redis_sft" in config.methods or "redis" in config.methods:
-            items = stage2.rule_generation + stage2.rule_following
-            sft_dir = output_dir / "students" / "redis_sft"
-            student = _trained(
-                sft_dir,
-                resume,
-                lambda: sft(
-                    load_student(config.student, corpus),
-                    items,
-                    config.train,
-                    output_dir / "train" / "sft",
-                    _lora(config),
-                ),
-            )
-            evaluate("redis_sft", lambda: hypothesis_search(student, test, config.search))
-            if "redis" in config.methods:
-                aligned = _trained(
-                    output_dir / "students" / "redis",
+        def search(name: str, student: Student) -> None:
+            results[name] = [
+                _cached_eval(
+                    output_dir / "eval" / f"{name}.seed{seed}.jsonl",
+                    lambda seed=seed: hypothesis_search(student, test, config.search, seed),
                     resume,
-                    lambda: align(
-                        Student.load(sft_dir),
-                        stage2.pairs,
-                        config.train,
-                        output_dir / "train" / config.train.align,
-                        _lora(config),
-                    ),
                 )
-                evaluate("redis", lambda: hypothesis_search(aligned, test, config.search))
-        return write_report(results, stage2, config, output_dir)
+                for seed in config.search.seeds
+            ]
+
+        def trained(name: str, train_fn: Callable[[], Student]) -> Student:
+            return _trained(output_dir / "students" / name, resume, train_fn)
+
+        lora = _lora(config)
+        base = load_student(config.student, corpus)
+        if "direct" in wanted:
+            direct("direct", base)
+        if "hs_base" in wanted:
+            search("hs_base", base)
+        if "io_sft" in wanted:
+            io_data = io_items(train, config.io_max_per_task, config.seed)
+            io_dir = output_dir / "train" / "io_sft"
+            direct(
+                "io_sft",
+                trained(
+                    "io_sft", lambda: sft(load_student(config.student, corpus), io_data, config.train, io_dir, lora)
+                ),
+            )
+        if wanted & {"redis_sft", *ALIGNED}:
+            items = stage2.rule_generation + stage2.rule_following
+            sft_dir = output_dir / "train" / "sft"
+            student = trained(
+                "redis_sft", lambda: sft(load_student(config.student, corpus), items, config.train, sft_dir, lora)
+            )
+            if "redis_sft" in wanted:
+                search("redis_sft", student)
+            for name, loss in ALIGNED.items():
+                if name in wanted:
+                    align_dir = output_dir / "train" / loss
+                    search(
+                        name,
+                        trained(
+                            name,
+                            lambda loss=loss, align_dir=align_dir: align(
+                                Student.load(output_dir / "students" / "redis_sft"),
+                                stage2.pairs,
+                                config.train,
+                                align_dir,
+                                lora,
+                                loss,
+                            ),
+                        ),
+                    )
+        ordered = {name: results[name] for name in METHODS if name in results}
+        return write_report(ordered, test, stage2, config, output_dir)
 
 
 def make_split(config: ReDisConfig, data_dir: Path) -> tuple[list[RuleTask], list[RuleTask]]:
@@ -339,14 +349,15 @@ def _corpus(train: list[RuleTask], test: list[RuleTask], stage2: Stage2) -> list
 
 def _require_rules(stage2: Stage2, methods: list[str], output_dir: Path) -> None:
     """Fail before any training when the ReDis rows are asked for but stage 2 kept no rule."""
-    if stage2.rule_generation or not {"redis_sft", "redis"} & set(methods):
+    if stage2.rule_generation or not {"redis_sft", *ALIGNED} & set(methods):
         return
     tasks = sum(int(d["tasks"]) for d in stage2.stats.values())
     rules = sum(int(d["rules"]) for d in stage2.stats.values())
     raise CotDistillError(
         f"stage 2 kept no rule: none of the teacher's {rules} distinct rules for {tasks} tasks reproduced a seen "
         f"output well enough (see {output_dir / 'stage2' / 'stats.json'} and {output_dir / 'augment' / 'rules.jsonl'}). "
-        "Use a stronger teacher, sample more rules (augment.num_rules) or lower filter.min_rule_score; "
+        "Use a stronger teacher, sample more rules (augment.num_rules), lower filter.min_rule_score or keep "
+        "every rule (filter.rule_generation: all); "
         "`methods: [direct, hs_base, io_sft]` runs the baselines alone. The teacher's records are kept: "
         "`--resume` reuses them."
     )
@@ -357,12 +368,4 @@ def _write_stage2(stage2: Stage2, directory: Path) -> None:
     write_jsonl(
         directory / "sft.jsonl", (dataclasses.asdict(i) for i in stage2.rule_generation + stage2.rule_following)
     )
-    atomic_write_json(
-        directory / "stats.json",
-        {
-            "pairs": len(stage2.pairs),
-            "rule_generation": len(stage2.rule_generation),
-            "rule_following": len(stage2.rule_following),
-            "domains": stage2.stats,
-        },
-    )
+    atomic_write_json(directory / "stats.json", stage2_summary(stage2))

@@ -1,68 +1,125 @@
-"""``report.json`` / ``report.md`` of the ``redis`` pipeline: accuracy per method and domain (and per query type)."""
+"""The ``redis`` pipeline's report: accuracy per method and domain, intervals, majority baseline.
+
+``results[method]`` holds one list of ``TaskResult`` per run of the method (one per search seed
+for hypothesis search, one for greedy direct answering). ``report.json`` (``kind: comparison``,
+read by ``cotdistill report``) has ``table[method][domain] = {accuracy, correct, total, seeds}``
+pooled over the runs, ``majority[domain]`` (always giving the domain's most common unseen output),
+``runs[method].summary`` with a 95% bootstrap interval per domain over (seeds, queries) and the
+majority baseline as each domain's chance, ``best_rules`` (first seed), ``by_type[method][domain][query type]`` (files that give a per-query type,
+such as ACRE's) and the stage-2 counts.
+"""
 
 from __future__ import annotations
 
+from collections import Counter
+from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
+
+import numpy as np
 
 from cotdistill.config import to_dict
 from cotdistill.console import format_table
+from cotdistill.eval.summary import summarize
 from cotdistill.io import atomic_write_json, atomic_write_text
 from cotdistill.methods.redis.pairs import Stage2
 from cotdistill.methods.redis.search import TaskResult, accuracy_by_type, accuracy_table
 from cotdistill.report.render import render_comparison
-from cotdistill.tasks.inductive import DOMAINS
-
-if TYPE_CHECKING:
-    from cotdistill.pipelines.redis import ReDisConfig
+from cotdistill.tasks.inductive import DOMAINS, RuleTask, get_domain
 
 
-def write_report(results: dict[str, list[TaskResult]], stage2: Stage2, config: ReDisConfig, output_dir: Path) -> Path:
-    """``report.json`` and ``report.md`` with the per-domain accuracy table; the table is also printed."""
+def stage2_summary(stage2: Stage2) -> dict[str, Any]:
+    """Counts of what stage 2 kept, overall and per domain."""
+    return {
+        "pairs": len(stage2.pairs),
+        "rule_generation": len(stage2.rule_generation),
+        "rule_following": len(stage2.rule_following),
+        "domains": stage2.stats,
+    }
+
+
+def majority_baseline(test: Sequence[RuleTask], domains: Sequence[str]) -> dict[str, dict[str, float]]:
+    """Per domain (and ``all``): accuracy of always answering the domain's most common unseen output."""
+    table: dict[str, dict[str, float]] = {}
+    for domain in domains:
+        outputs = [get_domain(domain).normalize(p.output) for t in test if t.domain == domain for p in t.test]
+        top = Counter(outputs).most_common(1)[0][1] if outputs else 0
+        labels = DOMAINS.get(domain).labels
+        uniform = len(outputs) / len(labels) if labels else 0.0
+        table[domain] = _row(max(top, uniform), len(outputs))
+    correct, total = sum(r["correct"] for r in table.values()), sum(r["total"] for r in table.values())
+    table["all"] = _row(correct, total)
+    return table
+
+
+def pooled_table(runs: Sequence[Sequence[TaskResult]]) -> dict[str, dict[str, float]]:
+    """``accuracy_table`` over every run of a method, with the number of runs as ``seeds``."""
+    table = accuracy_table([r for results in runs for r in results])
+    return {key: {**row, "seeds": len(runs)} for key, row in table.items()}
+
+
+def _row(correct: float, total: int) -> dict[str, float]:
+    return {"accuracy": correct / total if total else 0.0, "correct": correct, "total": total}
+
+
+def write_report(
+    results: dict[str, list[list[TaskResult]]], test: Sequence[RuleTask], stage2: Stage2, config: Any, output_dir: Path
+) -> Path:
+    """``report.json`` and ``report.md`` (see the module docstring); the table is also printed."""
     domains = list(config.data.domains)
-    tables = {name: accuracy_table(rows) for name, rows in results.items()}
-    headers = ["method", *domains, "all"]
-    body = []
-    for name in results:
-        row = tables[name]
-        body.append([name] + [_cell(row.get(d)) for d in [*domains, "all"]])
+    majority = majority_baseline(test, domains)
+    chance = {d: majority[d]["accuracy"] for d in domains}
+    runs = {name: _run_entry(name, runs, domains, chance, config) for name, runs in results.items()}
     report = {
         "kind": "comparison",
         "pipeline": "redis",
         "title": "ReDis: exact match on the unseen queries of held-out tasks",
         "metric": "strict",
-        "runs": {name: _run_entry(name, rows, domains, config.seed) for name, rows in results.items()},
-        "table": tables,
-        "by_type": {name: accuracy_by_type(rows) for name, rows in results.items()},
+        "runs": runs,
+        "table": {name: pooled_table(rows) for name, rows in results.items()},
+        "majority": majority,
+        "by_type": {name: accuracy_by_type([r for run in rows for r in run]) for name, rows in results.items()},
         "best_rules": {
-            name: {r.task_idx: r.rule for r in rows if r.rule is not None} for name, rows in results.items()
+            name: {r.task_idx: r.rule for r in rows[0] if r.rule is not None} for name, rows in results.items()
         },
-        "stage2": {
-            "pairs": len(stage2.pairs),
-            "rule_generation": len(stage2.rule_generation),
-            "rule_following": len(stage2.rule_following),
-            "domains": stage2.stats,
-        },
+        "stage2": stage2_summary(stage2),
         "config": to_dict(config),
     }
     atomic_write_json(output_dir / "report.json", report)
+    headers = ["method", "seeds", *domains, "all"]
+    body = [
+        [
+            name,
+            str(len(results[name])),
+            *(_cell(runs[name]["summary"]["domains"].get(d)) for d in domains),
+            _all(runs[name]),
+        ]
+        for name in results
+    ]
+    body.append(["majority answer", "-", *(f"{100 * majority[d]['accuracy']:.1f}" for d in domains), "-"])
     text = format_table(headers, body)
+    n_queries = {d: int(majority[d]["total"]) for d in domains}
     lines = [
         "# ReDis: accuracy on unseen tasks",
         "",
-        "Exact match of the parsed output, micro-averaged over the unseen queries of the test tasks.",
+        "Exact match of the parsed output on the unseen queries of the test tasks, in percent: mean over",
+        "seeds and queries [95% bootstrap interval]; `all` is the macro average over domains.",
+        f"Unseen queries: {', '.join(f'{d} {n}' for d, n in n_queries.items())} ({sum(n_queries.values())} in all).",
         "",
         "```",
         text,
         "```",
         "",
         "- `direct`: base student answers from the seen pairs; `hs_base`: hypothesis search with the base student;",
-        "- `io_sft`: student fine-tuned on input -> output; `redis_sft`: ReDis after SFT only;",
-        f"- `redis`: ReDis after SFT + {config.train.align.upper()} (hypothesis search with "
-        f"{config.search.num_rules} sampled rules; ties: most sampled, then first).",
+        "- `io_sft`: student fine-tuned on input -> output; `redis_sft`: ReDis after rule SFT only;",
+        "- `redis_orpo` / `redis_dpo`: ReDis after rule SFT + ORPO / + DPO (hypothesis search with "
+        f"{config.search.num_rules} sampled rules at temperature {config.search.temperature:g}, followed at "
+        f"{config.search.apply_temperature:g}; ties: most sampled, then first; seeds {config.search.seeds});",
+        "- `majority answer`: always giving the domain's most common unseen output (at least uniform guessing "
+        "for label domains).",
         "",
         f"Stage 2: {len(stage2.pairs)} preference pairs, {len(stage2.rule_generation)} rule-generation and "
-        f"{len(stage2.rule_following)} rule-following SFT items.",
+        f"{len(stage2.rule_following)} rule-following SFT items (rule generation: {config.filter.rule_generation}).",
         "",
         *_type_section(report["by_type"]),
     ]
@@ -72,32 +129,44 @@ def write_report(results: dict[str, list[TaskResult]], stage2: Stage2, config: R
     return output_dir
 
 
-def _run_entry(name: str, results: list[TaskResult], domains: list[str], seed: int) -> dict[str, Any]:
+def _run_entry(
+    name: str, runs: list[list[TaskResult]], domains: list[str], chance: dict[str, float], config: Any
+) -> dict[str, Any]:
     """One method in the shape ``cotdistill report`` reads (every domain in-domain; strict = flexible)."""
-    import numpy as np
-
-    from cotdistill.eval.summary import summarize
-
-    correct = {d: np.array([[c for r in results if r.domain == d for c in r.correct]], dtype=float) for d in domains}
+    correct = {
+        d: np.array([[c for r in rows if r.domain == d for c in r.correct] for rows in runs], dtype=float)
+        for d in domains
+    }
     present = [d for d in domains if correct[d].size]
     matrices = {d: correct[d] for d in present}
-    chance = {d: 1.0 / len(DOMAINS.get(d).labels) if DOMAINS.get(d).labels else None for d in present}
-    summary = summarize({"strict": matrices, "flexible": matrices}, dict.fromkeys(present, "source"), chance, seed=seed)
-    mean = float(np.mean([correct[d].mean() for d in present])) if present else 0.0
-    per_seed = {str(seed): {"in_domain": {"strict": mean, "flexible": mean}}}
-    return {"method": name, "seeds": [seed], "summary": summary, "per_seed": per_seed}
+    roles = dict.fromkeys(present, "source")
+    summary = summarize(
+        {"strict": matrices, "flexible": matrices}, roles, {d: chance[d] for d in present}, seed=config.seed
+    )
+    seeds = config.search.seeds if len(runs) == len(config.search.seeds) else config.search.seeds[:1]
+    per_seed = {}
+    for index, seed in enumerate(seeds):
+        mean = float(np.mean([correct[d][index].mean() for d in present])) if present else 0.0
+        per_seed[str(seed)] = {"in_domain": {"strict": mean, "flexible": mean}}
+    return {"method": name, "seeds": list(seeds), "summary": summary, "per_seed": per_seed}
 
 
-def _cell(row: dict[str, float] | None) -> str:
-    if not row:
+def _cell(entry: dict[str, Any] | None) -> str:
+    if not entry:
         return "-"
-    return f"{100 * row['accuracy']:.1f} ({int(row['correct'])}/{int(row['total'])})"
+    ci = entry["strict"]
+    return f"{100 * ci['mean']:.1f} [{100 * ci['low']:.1f}, {100 * ci['high']:.1f}]"
+
+
+def _all(run: dict[str, Any]) -> str:
+    group = run["summary"]["groups"].get("in_domain")
+    return _cell(group) if group else "-"
 
 
 def _type_section(by_type: dict[str, dict[str, dict[str, dict[str, float]]]]) -> list[str]:
     """Accuracy per query type (ACRE files: direct, indirect, screen_off, potential), if any."""
     rows = [
-        [name, domain, kind, _cell(row)]
+        [name, domain, kind, f"{100 * row['accuracy']:.1f} ({int(row['correct'])}/{int(row['total'])})"]
         for name, domains in by_type.items()
         for domain, kinds in domains.items()
         for kind, row in kinds.items()

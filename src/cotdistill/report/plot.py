@@ -1,9 +1,10 @@
-"""PNG bar chart of accuracy per domain per run, grouped in-domain | out-of-domain | averages."""
+"""PNG charts: accuracy per domain per run (grouped in-domain | out-of-domain | averages), training curves."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 from cotdistill.eval.summary import GROUP_TITLES
 from cotdistill.report.runs import Run
@@ -71,6 +72,42 @@ def plot_accuracy(runs: Sequence[Run], path: str | Path, *, metric: str | None =
     ax.set_title(title or "accuracy per domain (bars: 95% interval; black ticks: chance)")
     ax.legend(fontsize="small", loc="upper left", bbox_to_anchor=(1.0, 1.0))
     ax.grid(axis="y", alpha=0.3)
+    return _save(fig, path)
+
+
+def plot_curves(
+    rows: Sequence[Mapping[str, Any]], keys: Sequence[str], path: str | Path, *, x: str = "step", title: str = ""
+) -> Path:
+    """One small panel per ``key``: ``row[key]`` against ``row[x]`` over ``rows`` (missing values skipped).
+
+    Used for training logs such as GRPO's per-step reward components. Returns ``path`` (Agg backend).
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    columns = min(3, max(len(keys), 1))
+    lines = -(-len(keys) // columns) if keys else 1
+    fig, axes = plt.subplots(lines, columns, figsize=(4.0 * columns, 2.8 * lines), squeeze=False)
+    for ax, key in zip(axes.flat, keys):
+        points = [(row[x], row[key]) for row in rows if row.get(key) is not None and row.get(x) is not None]
+        if points:
+            ax.plot([p[0] for p in points], [p[1] for p in points], marker="." if len(points) < 40 else None)
+        ax.set_title(key, fontsize="small")
+        ax.set_xlabel(x, fontsize="small")
+        ax.grid(alpha=0.3)
+    for ax in list(axes.flat)[len(keys) :]:
+        ax.set_visible(False)
+    if title:
+        fig.suptitle(title)
+    return _save(fig, path)
+
+
+def _save(fig: Any, path: str | Path) -> Path:
+    """Lay out, write ``fig`` as a PNG at ``path`` (folders made) and close it."""
+    import matplotlib.pyplot as plt
+
     fig.tight_layout()
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)

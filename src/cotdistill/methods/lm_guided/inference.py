@@ -10,7 +10,9 @@ Conditions (each greedy and with self-consistency over ``k`` samples + majority 
   model: how well the reasoner follows a correct rationale); SC repeats it, so it equals greedy
   up to the reasoner's sampling.
 
-Scores are EM and token F1 (SQuAD normalisation) per question type and overall.
+Scores are EM and token F1 (SQuAD normalisation) per question type and overall, each with a
+95% bootstrap interval over the questions; ``paired_difference`` compares two conditions
+question by question (the mean per-question difference, with its bootstrap interval).
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ import torch
 from cotdistill import answers
 from cotdistill.console import progress
 from cotdistill.eval import scoring
+from cotdistill.eval.stats import Interval, bootstrap_ci
 from cotdistill.methods.lm_guided.reasoner import Query, Reasoner
 from cotdistill.methods.lm_guided.rewards import em_score, f1_score
 from cotdistill.tasks import Example
@@ -114,21 +117,56 @@ def _cot_answer(text: str) -> str:
     return answers.extract(text, "text", strict=False) or ""
 
 
-def score_rows(predictions: Sequence[str], examples: Sequence[Example]) -> dict[str, dict[str, float]]:
-    """``{type: {"em", "f1", "n"}}`` plus ``"all"``, as fractions."""
-    groups: dict[str, list[tuple[float, float]]] = defaultdict(list)
-    for prediction, example in zip(predictions, examples):
-        pair = (em_score(prediction, example.answer), f1_score(prediction, example.answer))
-        groups[example.meta.get("type", "unknown")].append(pair)
-        groups["all"].append(pair)
+def _groups(examples: Sequence[Example]) -> dict[str, list[int]]:
+    """Question indices per question type plus ``"all"`` (``all`` first, then types sorted)."""
+    groups: dict[str, list[int]] = defaultdict(list)
+    for i, example in enumerate(examples):
+        groups[example.meta.get("type", "unknown")].append(i)
+        groups["all"].append(i)
+    return dict(sorted(groups.items(), key=lambda item: (item[0] != "all", item[0])))
+
+
+def question_scores(predictions: Sequence[str], examples: Sequence[Example]) -> dict[str, list[float]]:
+    """Per-question ``{"em": [...], "f1": [...]}`` (fractions), in question order."""
     return {
-        kind: {
-            "em": sum(p[0] for p in pairs) / len(pairs),
-            "f1": sum(p[1] for p in pairs) / len(pairs),
-            "n": len(pairs),
-        }
-        for kind, pairs in sorted(groups.items(), key=lambda item: (item[0] != "all", item[0]))
+        "em": [em_score(p, e.answer) for p, e in zip(predictions, examples)],
+        "f1": [f1_score(p, e.answer) for p, e in zip(predictions, examples)],
     }
+
+
+def score_rows(predictions: Sequence[str], examples: Sequence[Example], *, seed: int = 0) -> dict[str, dict[str, Any]]:
+    """``{type: {"em", "f1", "n", "em_ci", "f1_ci"}}`` plus ``"all"``, as fractions.
+
+    ``em_ci`` / ``f1_ci`` are ``{mean, low, high}`` 95% bootstrap intervals over the questions.
+    """
+    scores = question_scores(predictions, examples)
+    out: dict[str, dict[str, Any]] = {}
+    for kind, index in _groups(examples).items():
+        row: dict[str, Any] = {"n": len(index)}
+        for metric in ("em", "f1"):
+            values = [scores[metric][i] for i in index]
+            row[metric] = sum(values) / len(values)
+            row[f"{metric}_ci"] = bootstrap_ci(values, seed=seed).to_dict()
+        out[kind] = row
+    return out
+
+
+def paired_difference(
+    first: Sequence[str], second: Sequence[str], examples: Sequence[Example], *, seed: int = 0
+) -> dict[str, dict[str, Any]]:
+    """``first`` minus ``second``, question by question: ``{type: {"n", "em", "f1"}}`` intervals.
+
+    Each of ``em`` / ``f1`` is the mean per-question difference with a 95% bootstrap interval
+    (``{mean, low, high}``); an interval that excludes 0 is a difference the questions support.
+    """
+    a, b = question_scores(first, examples), question_scores(second, examples)
+    out: dict[str, dict[str, Any]] = {}
+    for kind, index in _groups(examples).items():
+        row: dict[str, Any] = {"n": len(index)}
+        for metric in ("em", "f1"):
+            row[metric] = bootstrap_ci([a[metric][i] - b[metric][i] for i in index], seed=seed).to_dict()
+        out[kind] = row
+    return out
 
 
 def evaluate(
@@ -138,18 +176,27 @@ def evaluate(
     guided_questions: list[str],
     reasoner: Reasoner,
     k: int,
+    *,
+    paired: tuple[str, str] | None = None,
+    seed: int = 0,
 ) -> dict[str, Any]:
-    """Every condition greedy and with self-consistency: ``{"rows": [...], "examples": [...]}``."""
+    """Every condition greedy and with self-consistency: ``{"rows": [...], "examples": [...]}``.
+
+    With ``paired = (first, second)`` (two condition names) the result also has ``"paired"``:
+    ``{"first", "second", "greedy": paired_difference(...), "sc": ...}``.
+    """
     rows, per_example = [], []
+    predictions: dict[str, dict[str, list[Any]]] = {}
     for condition in progress(conditions, desc="evaluate conditions"):
         predicted = predict(condition, queries, guided_questions, reasoner, k)
+        predictions[condition.name] = predicted
         for mode in ("greedy", "sc"):
             rows.append(
                 {
                     "condition": condition.name,
                     "self_consistency": mode == "sc",
                     "k": k if mode == "sc" else 1,
-                    "scores": score_rows(predicted[mode], examples),
+                    "scores": score_rows(predicted[mode], examples, seed=seed),
                 }
             )
         for i, example in enumerate(examples):
@@ -164,7 +211,15 @@ def evaluate(
                     "rationale": predicted["rationale"][i],
                 }
             )
-    return {"rows": rows, "examples": per_example}
+    result: dict[str, Any] = {"rows": rows, "examples": per_example}
+    if paired is not None and all(name in predictions for name in paired):
+        first, second = (predictions[name] for name in paired)
+        result["paired"] = {
+            "first": paired[0],
+            "second": paired[1],
+            **{mode: paired_difference(first[mode], second[mode], examples, seed=seed) for mode in ("greedy", "sc")},
+        }
+    return result
 
 
 def table(rows: Sequence[dict[str, Any]]) -> tuple[list[str], list[list[Any]]]:
@@ -175,8 +230,28 @@ def table(rows: Sequence[dict[str, Any]]) -> tuple[list[str], list[list[Any]]]:
     for row in rows:
         cells: list[Any] = [row["condition"], f"k={row['k']}" if row["self_consistency"] else "-"]
         for kind in kinds:
-            score = row["scores"].get(kind, {"em": 0.0, "f1": 0.0})
-            cells += [f"{100 * score['em']:.1f}", f"{100 * score['f1']:.1f}"]
+            score = row["scores"].get(kind, {})
+            cells += [_percent(score, "em"), _percent(score, "f1")]
+        body.append(cells)
+    return headers, body
+
+
+def _percent(score: dict[str, Any], metric: str) -> str:
+    """``"37.5 [25.0, 50.0]"``, or the bare mean for rows written without intervals."""
+    if f"{metric}_ci" in score:
+        return Interval.from_dict(score[f"{metric}_ci"]).format()
+    return f"{100 * score.get(metric, 0.0):.1f}"
+
+
+def paired_table(paired: dict[str, Any]) -> tuple[list[str], list[list[Any]]]:
+    """Headers and rows of the paired difference (percentage points, 95% intervals)."""
+    kinds = list(paired["greedy"])
+    headers = ["difference", "SC"] + [f"{m} {kind}" for kind in kinds for m in ("EM", "F1")]
+    body = []
+    for mode in ("greedy", "sc"):
+        cells: list[Any] = [f"{paired['first']} - {paired['second']}", "k" if mode == "sc" else "-"]
+        for kind in kinds:
+            cells += [Interval.from_dict(paired[mode][kind][m]).format() for m in ("em", "f1")]
         body.append(cells)
     return headers, body
 

@@ -33,6 +33,8 @@ from cotdistill.precision import (
 
 log = logging.getLogger(__name__)
 
+SCALE_REWARDS = ("group", "batch", "none")
+
 
 @dataclass
 class RLConfig:
@@ -46,12 +48,25 @@ class RLConfig:
     max_completion_length: int = field(default=64, metadata={"help": "tokens per sampled rationale"})
     temperature: float = field(default=1.0, metadata={"help": "sampling temperature of the rationale model"})
     lr: float = field(default=5e-6, metadata={"help": "learning rate"})
+    scheduler: str = field(
+        default="constant_with_warmup",
+        metadata={"help": "learning-rate schedule (transformers name: constant_with_warmup, linear, cosine, ...)"},
+    )
+    warmup_ratio: float = field(default=0.05, metadata={"help": "share of the steps with linear warm-up"})
+    scale_rewards: str = field(
+        default="batch",
+        metadata={"help": "advantage scaling: group (each group's std), batch (the batch's std) or none"},
+    )
+    mask_truncated_completions: bool = field(
+        default=True, metadata={"help": "rationales cut at max_completion_length get no loss"}
+    )
     beta: float = field(default=0.04, metadata={"help": "KL penalty to the KD model (0 disables the reference)"})
     loss_type: str = field(default="dapo", metadata={"help": "TRL GRPO loss: grpo | dr_grpo | dapo | bnpo | ..."})
     logging_steps: int = field(default=1, metadata={"help": "log rewards every N steps"})
     save_steps: int = field(default=10, metadata={"help": "checkpoint every N steps (resume continues from the last)"})
     precision: Precision = field(default=Precision.AUTO, metadata={"help": PRECISION_HELP})
     bf16: bool | None = field(default=None, metadata={"help": "deprecated: write precision: bf16 (or fp32)"})
+    save_total_limit: int = field(default=2, metadata={"help": "step checkpoints kept on disk"})
     seed: int = field(default=0, metadata={"help": "seed for sampling and data order"})
     report_to: str = report_to_field()
     run_name: str = run_name_field()
@@ -60,7 +75,14 @@ class RLConfig:
         self.precision = legacy_precision("bf16", self.bf16, self.precision)
         self.bf16 = None
         parse_report_to(self.report_to)
-        for name in ("max_steps", "prompts_per_step", "max_completion_length", "logging_steps", "save_steps"):
+        for name in (
+            "max_steps",
+            "prompts_per_step",
+            "max_completion_length",
+            "logging_steps",
+            "save_steps",
+            "save_total_limit",
+        ):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
         if self.num_generations < 2:
@@ -69,6 +91,10 @@ class RLConfig:
             raise ValueError(f"temperature must be > 0, got {self.temperature}")
         if self.lr <= 0 or self.beta < 0:
             raise ValueError(f"need lr > 0 and beta >= 0, got lr={self.lr}, beta={self.beta}")
+        if self.scale_rewards not in SCALE_REWARDS:
+            raise ValueError(f"scale_rewards must be one of {', '.join(SCALE_REWARDS)}, got {self.scale_rewards!r}")
+        if not 0.0 <= self.warmup_ratio < 1.0:
+            raise ValueError(f"warmup_ratio must be in [0, 1), got {self.warmup_ratio}")
 
 
 def grpo_config(cfg: RLConfig, output_dir: Path, reward_weights: list[float], model: Any = None) -> Any:
@@ -85,11 +111,16 @@ def grpo_config(cfg: RLConfig, output_dir: Path, reward_weights: list[float], mo
         max_completion_length=cfg.max_completion_length,
         temperature=cfg.temperature,
         learning_rate=cfg.lr,
+        lr_scheduler_type=cfg.scheduler,
+        warmup_steps=cfg.warmup_ratio,  # a float in [0, 1) is a share of the steps
+        scale_rewards=cfg.scale_rewards,
+        mask_truncated_completions=cfg.mask_truncated_completions,
         beta=cfg.beta,
         loss_type=cfg.loss_type,
         reward_weights=reward_weights,
         logging_steps=cfg.logging_steps,
         save_steps=cfg.save_steps,
+        save_total_limit=cfg.save_total_limit,
         save_only_model=False,
         gradient_checkpointing=False,
         **trainer_flags(precision),
@@ -143,7 +174,17 @@ def train_grpo(
 
 
 def _write_reward_log(history: list[dict[str, Any]], components: list[str], path: Path) -> None:
-    keep = ("step", "loss", "kl", "reward", "reward_std", "completions/mean_length")
+    keep = (
+        "step",
+        "loss",
+        "kl",
+        "reward",
+        "reward_std",
+        "frac_reward_zero_std",
+        "learning_rate",
+        "completions/mean_length",
+        "completions/clipped_ratio",
+    )
     lines = []
     for entry in history:
         if "reward" not in entry:

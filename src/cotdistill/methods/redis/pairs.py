@@ -4,8 +4,10 @@
 * A pair ``(chosen, rejected)`` is made for every two rules of a task whose scores differ by
   more than the task's margin (``score(chosen) - score(rejected) > margin``); defaults per domain
   follow the paper: 1D-ARC 1, ACRE 2, List Functions 3, MiniSCAN 4 (``DEFAULT_MARGINS``).
-* Rule-generation SFT: the top-scoring rules of each task whose score reaches
-  ``min_rule_score`` (a fraction of the seen pairs; 1.0 = reproduces all of them).
+* Rule-generation SFT (``rule_generation``): ``all`` (default, the paper's code) keeps every
+  distinct rule of every task whatever its score, so SFT learns the teacher's proposal
+  distribution and alignment then separates good rules from bad; ``best`` keeps only each task's
+  top-scoring rules, and only when they reach ``min_rule_score`` (a fraction of the seen pairs).
 * Rule-following SFT: the teacher's parsed applications of the *high-quality* rules, i.e. those
   chosen in at least one pair (what the rule produces, right or wrong: it teaches following).
 """
@@ -15,11 +17,13 @@ from __future__ import annotations
 import random
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Literal, TypeVar
 
 from cotdistill.methods.redis.augment import ScoredRule, TaskRules
 from cotdistill.methods.redis.prompts import apply_prompt, output_target, rule_prompt
 from cotdistill.tasks.inductive import RuleTask
 
+T = TypeVar("T")
 DEFAULT_MARGINS: dict[str, int] = {"arc1d": 1, "acre": 2, "list_functions": 3, "miniscan": 4}
 
 
@@ -34,9 +38,16 @@ class FilterConfig:
     max_following_per_task: int = field(
         default=0, metadata={"help": "keep at most this many rule-following items per task (0: all)"}
     )
+    max_generation_per_task: int = field(
+        default=0, metadata={"help": "keep at most this many rule-generation items per task (0: all)"}
+    )
+    rule_generation: Literal["all", "best"] = field(
+        default="all",
+        metadata={"help": "rule-generation SFT set: all = every distinct rule (the paper); best = top rules only"},
+    )
     min_rule_score: float = field(
         default=1.0,
-        metadata={"help": "rule-generation SFT keeps top rules scoring at least this fraction of seen pairs"},
+        metadata={"help": "with rule_generation: best, top rules need at least this fraction of seen pairs"},
     )
     seed: int = field(default=0, metadata={"help": "seed for subsampling pairs"})
 
@@ -44,7 +55,7 @@ class FilterConfig:
         for key, value in {**self.margins, "default_margin": self.default_margin}.items():
             if value < 0:
                 raise ValueError(f"margin of {key} must be >= 0, got {value}")
-        for name in ("max_pairs_per_task", "max_following_per_task"):
+        for name in ("max_pairs_per_task", "max_following_per_task", "max_generation_per_task"):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
         if not 0.0 <= self.min_rule_score <= 1.0:
@@ -89,6 +100,21 @@ def dedupe(rules: Sequence[ScoredRule]) -> list[ScoredRule]:
     return list(merged.values())
 
 
+def _capped(items: list[T], limit: int, rng: random.Random) -> list[T]:
+    """``items``, or a seeded sample of ``limit`` of them (0: no limit)."""
+    return rng.sample(items, limit) if limit and len(items) > limit else items
+
+
+def _generation_rules(rules: Sequence[ScoredRule], cfg: FilterConfig, record: TaskRules) -> list[ScoredRule]:
+    """The rules of one task that the rule-generation SFT set keeps (see ``FilterConfig.rule_generation``)."""
+    if cfg.rule_generation == "all":
+        return list(rules)
+    best = max((r.score for r in rules), default=0)
+    if best <= 0 or best < cfg.min_rule_score * record.n_seen:
+        return []
+    return [r for r in rules if r.score == best]
+
+
 def make_pairs(rules: Sequence[ScoredRule], margin: int) -> list[tuple[ScoredRule, ScoredRule]]:
     """Every ``(chosen, rejected)`` with ``chosen.score - rejected.score > margin``."""
     return [(a, b) for a in rules for b in rules if a.score - b.score > margin]
@@ -115,17 +141,16 @@ def build(records: Sequence[TaskRules], tasks: Mapping[str, RuleTask], cfg: Filt
         task = tasks[record.task_idx]
         rules = dedupe(record.rules)
         prompt = rule_prompt(task.train)
-        task_pairs = make_pairs(rules, cfg.margin(record.domain))
-        if cfg.max_pairs_per_task and len(task_pairs) > cfg.max_pairs_per_task:
-            task_pairs = rng.sample(task_pairs, cfg.max_pairs_per_task)
+        task_pairs = _capped(make_pairs(rules, cfg.margin(record.domain)), cfg.max_pairs_per_task, rng)
         pairs += [
             PreferencePair(task.idx, task.domain, prompt, a.rule, b.rule, a.score, b.score) for a, b in task_pairs
         ]
         best = max((r.score for r in rules), default=0)
-        if rules and best >= cfg.min_rule_score * record.n_seen and best > 0:
-            rule_gen += [
-                SFTItem("rule_generation", task.idx, task.domain, prompt, r.rule) for r in rules if r.score == best
-            ]
+        generation = [
+            SFTItem("rule_generation", task.idx, task.domain, prompt, r.rule)
+            for r in _generation_rules(rules, cfg, record)
+        ]
+        rule_gen += _capped(generation, cfg.max_generation_per_task, rng)
         chosen = {a.rule: a for a, _ in task_pairs}
         following = [
             SFTItem("rule_following", task.idx, task.domain, apply_prompt(r.rule, pair.input), output_target(output))
@@ -133,9 +158,7 @@ def build(records: Sequence[TaskRules], tasks: Mapping[str, RuleTask], cfg: Filt
             for pair, output in zip(task.train, r.outputs)
             if output is not None
         ]
-        if cfg.max_following_per_task and len(following) > cfg.max_following_per_task:
-            following = rng.sample(following, cfg.max_following_per_task)
-        rule_follow += following
+        rule_follow += _capped(following, cfg.max_following_per_task, rng)
         domain_stats = stats.setdefault(record.domain, {"tasks": 0, "rules": 0, "pairs": 0, "perfect_tasks": 0})
         domain_stats["tasks"] += 1
         domain_stats["rules"] += len(rules)

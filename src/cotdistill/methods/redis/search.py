@@ -1,10 +1,12 @@
 """Inference on unseen tasks: hypothesis search (ReDis) and direct answering (baselines).
 
 Hypothesis search, per task: the student samples ``num_rules`` rules from the seen pairs
-(``temperature``); each distinct rule is applied by the student (greedy) to every seen input and
-scored by exact match; the best rule is applied to each unseen input. **Tie rule**: highest
-score, then the rule sampled most often, then the one sampled first. Direct answering asks for
-each unseen output from the seen pairs (few-shot prompt; also the IO-SFT student's format).
+(``temperature``); each distinct rule is applied by the student (greedy, or sampled at
+``apply_temperature``) to every seen input and scored by exact match; the best rule is applied to
+each unseen input. **Tie rule**: highest score, then the rule sampled most often, then the one
+sampled first. Sampling is seeded (``seed``: the same seed, student and tasks give the same
+result). Direct answering asks for each unseen output from the seen pairs (greedy few-shot
+prompt; also the IO-SFT student's format).
 
 Accuracy is exact match of the parsed output, micro-averaged over unseen queries.
 """
@@ -15,6 +17,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+import torch
+
 from cotdistill.methods.redis.prompts import apply_prompt, direct_prompt, extract_rule, rule_prompt
 from cotdistill.models import Student
 from cotdistill.tasks.inductive import RuleTask, get_domain
@@ -24,6 +28,12 @@ from cotdistill.tasks.inductive import RuleTask, get_domain
 class SearchConfig:
     num_rules: int = field(default=8, metadata={"help": "rules the student samples per unseen task"})
     temperature: float = field(default=1.0, metadata={"help": "sampling temperature of rule generation"})
+    apply_temperature: float = field(
+        default=0.0, metadata={"help": "sampling temperature of rule following (0: greedy; the paper: 0.7)"}
+    )
+    seeds: list[int] = field(
+        default_factory=lambda: [0], metadata={"help": "one hypothesis search per seed (results pooled over seeds)"}
+    )
     rule_max_tokens: int = field(default=96, metadata={"help": "token budget of one rule"})
     apply_max_tokens: int = field(default=64, metadata={"help": "token budget of one output"})
     batch_size: int = field(default=32, metadata={"help": "prompts per generation batch"})
@@ -32,8 +42,10 @@ class SearchConfig:
         for name in ("num_rules", "rule_max_tokens", "apply_max_tokens", "batch_size"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
-        if self.temperature < 0:
-            raise ValueError(f"temperature must be >= 0, got {self.temperature}")
+        if self.temperature < 0 or self.apply_temperature < 0:
+            raise ValueError(f"temperatures must be >= 0, got {self.temperature}, {self.apply_temperature}")
+        if not self.seeds or len(set(self.seeds)) != len(self.seeds):
+            raise ValueError(f"seeds must list distinct seeds, got {self.seeds}")
 
 
 @dataclass
@@ -81,7 +93,11 @@ def _generate(
 def _apply(student: Student, task_rules: Sequence[tuple[RuleTask, str, str]], cfg: SearchConfig) -> list[str | None]:
     """Parsed outputs of applying each ``(task, rule, input)`` with the student (greedy)."""
     texts = _generate(
-        student, [apply_prompt(rule, value) for _, rule, value in task_rules], cfg, max_new_tokens=cfg.apply_max_tokens
+        student,
+        [apply_prompt(rule, value) for _, rule, value in task_rules],
+        cfg,
+        max_new_tokens=cfg.apply_max_tokens,
+        temperature=cfg.apply_temperature,
     )
     return [get_domain(task.domain).parse_output(out[0]) for (task, _, _), out in zip(task_rules, texts)]
 
@@ -93,8 +109,19 @@ def choose(candidates: Sequence[dict[str, Any]]) -> dict[str, Any] | None:
     return min(candidates, key=lambda c: (-c["score"], -c["count"], c["order"]))
 
 
-def hypothesis_search(student: Student, tasks: Sequence[RuleTask], cfg: SearchConfig) -> list[TaskResult]:
-    """ReDis inference for every task (see the module docstring)."""
+def hypothesis_search(
+    student: Student, tasks: Sequence[RuleTask], cfg: SearchConfig, seed: int = 0
+) -> list[TaskResult]:
+    """ReDis inference for every task (see the module docstring), sampling from torch seed ``seed``.
+
+    The global torch RNG is restored afterwards, so a search does not shift later randomness.
+    """
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        return _search(student, tasks, cfg)
+
+
+def _search(student: Student, tasks: Sequence[RuleTask], cfg: SearchConfig) -> list[TaskResult]:
     samples = _generate(
         student,
         [rule_prompt(t.train) for t in tasks],

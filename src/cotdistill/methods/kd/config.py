@@ -35,7 +35,9 @@ class KDTeacherConfig:
         if self.base_url and not self.base_url.startswith(("http://", "https://")):
             raise ValueError(f"teacher.base_url must be an http(s) URL, got {self.base_url!r}")
         if self.timeout_s <= 0 or self.concurrency < 1:
-            raise ValueError(f"teacher.timeout_s must be > 0 and concurrency >= 1, got {self.timeout_s}, {self.concurrency}")
+            raise ValueError(
+                f"teacher.timeout_s must be > 0 and concurrency >= 1, got {self.timeout_s}, {self.concurrency}"
+            )
 
     @property
     def served(self) -> bool:
@@ -78,7 +80,9 @@ class KDConfig(SFTConfig):
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise ValueError(f"{name} must be in [0, 1], got {getattr(self, name)}")
         if self.temperature <= 0 or self.sample_temperature <= 0:
-            raise ValueError(f"temperature and sample_temperature must be > 0, got {self.temperature}, {self.sample_temperature}")
+            raise ValueError(
+                f"temperature and sample_temperature must be > 0, got {self.temperature}, {self.sample_temperature}"
+            )
         for name in ("top_k", "score_batch_size", "chunk_size", "max_new_tokens"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")

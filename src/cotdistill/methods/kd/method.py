@@ -56,15 +56,17 @@ class KD(SFT):
             if config.source is TeacherSource.ONLINE:
                 return OnlineSource(teacher)
             scorer = LocalScorer(
-                teacher, temperature=config.temperature, batch_size=config.score_batch_size, chunk_size=config.chunk_size
+                teacher,
+                temperature=config.temperature,
+                batch_size=config.score_batch_size,
+                chunk_size=config.chunk_size,
             )
         rows = self.build_rows(student, data, config, train)
-        cache = TopKCache(
-            config.cache_dir or default_cache_root(), rows, scorer, k=config.top_k, temperature=config.temperature
-        )
+        vocab = int(student.model.get_output_embeddings().weight.shape[0])
+        k = min(config.top_k, vocab)
+        cache = TopKCache(config.cache_dir or default_cache_root(), rows, scorer, k=k, temperature=config.temperature)
         cache.build(show_progress=train.progress)
         log.info("top-k cache: %s", cache.directory)
-        vocab = int(student.model.get_output_embeddings().weight.shape[0])
         return TopKSource(cache.load(), vocab, scorer.id)
 
     def train(

@@ -20,7 +20,9 @@ from cotdistill.models.student import Student
 def split_prompts(batch: dict[str, torch.Tensor]) -> list[tuple[list[int], bool]]:
     """Each row's prompt ids and whether the row had a completion (unlabelled rows have none)."""
     prompts = []
-    for ids, labels, n in zip(batch["input_ids"], batch["labels"], batch["attention_mask"].sum(1).tolist(), strict=True):
+    for ids, labels, n in zip(
+        batch["input_ids"], batch["labels"], batch["attention_mask"].sum(1).tolist(), strict=True
+    ):
         labelled = (labels[:n] != IGNORE_INDEX).nonzero()
         cut = int(labelled[0]) if len(labelled) else n
         prompts.append((ids[:cut].tolist(), bool(len(labelled))))

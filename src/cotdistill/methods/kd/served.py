@@ -41,9 +41,9 @@ class ServedScorer:
             self._headers["Authorization"] = f"Bearer {api_key}"
 
     def score(self, rows: Sequence[dict[str, Any]], k: int) -> list[TopK]:
-        with httpx.Client(timeout=self.cfg.timeout_s, headers=self._headers) as client:
-            with ThreadPoolExecutor(self.cfg.concurrency) as pool:
-                return list(pool.map(lambda row: self._score_row(client, row, k), rows))
+        client = httpx.Client(timeout=self.cfg.timeout_s, headers=self._headers)
+        with client, ThreadPoolExecutor(self.cfg.concurrency) as pool:
+            return list(pool.map(lambda row: self._score_row(client, row, k), rows))
 
     def _score_row(self, client: httpx.Client, row: dict[str, Any], k: int) -> TopK:
         body = {

@@ -15,7 +15,9 @@ def tokenizer_name(tokenizer: Any) -> str:
     return str(getattr(tokenizer, "name_or_path", "") or type(tokenizer).__name__)
 
 
-def check_vocabularies(student_tokenizer: Any, teacher_tokenizer: Any, student_logits: int, teacher_logits: int) -> None:
+def check_vocabularies(
+    student_tokenizer: Any, teacher_tokenizer: Any, student_logits: int, teacher_logits: int
+) -> None:
     """Raise ``VocabularyMismatchError`` naming both tokenizers and the first ids that differ."""
     student_vocab = student_tokenizer.get_vocab()
     teacher_vocab = teacher_tokenizer.get_vocab()

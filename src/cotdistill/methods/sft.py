@@ -16,9 +16,9 @@ launch``). What this module adds:
   batched by length with a seeded order (resume sees the same batches); checkpoints are
   ``Student.save`` directories plus the Trainer state; a NaN/inf loss stops the run.
 
-Extending (PRADA, KD): subclass ``SFT`` (``build_rows``, ``extra_modules``, ``trainer_class``) and
-``SFTTrainer`` (``auxiliary_loss``, ``token_loss_sum``, ``needs_hidden_states``). Rows may carry ``domain_ids`` and
-may have no labelled token at all.
+Extending (PRADA, KD): subclass ``SFT`` (``build_rows``, ``extra_modules``, ``trainer_class``)
+and ``SFTTrainer`` (``auxiliary_loss``, ``token_loss_sum``, ``needs_hidden_states``). Rows may
+carry ``domain_ids`` and may have no labelled token at all.
 """
 
 from __future__ import annotations

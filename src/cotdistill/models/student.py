@@ -183,10 +183,8 @@ class Student:
         return results
 
     def _generate_batch(self, batch: list[list[int]], config: Any, stop: Sequence[str] | None) -> list[str]:
-        texts = []
-        for row in self.generate_token_ids(batch, config):
-            texts.append(_trim(self.tokenizer.decode(row, skip_special_tokens=True), stop))
-        return texts
+        rows = self.generate_token_ids(batch, config)
+        return [_trim(self.tokenizer.decode(row, skip_special_tokens=True), stop) for row in rows]
 
     def generate_token_ids(self, batch: list[list[int]], config: Any, *, keep_eos: bool = False) -> list[list[int]]:
         """New token ids for each prompt of ``batch`` (left-padded together; soft prompt prepended),

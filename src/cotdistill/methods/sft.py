@@ -18,9 +18,9 @@ launch``). What this module adds:
   loss stops the run. ``SFT.train`` locks the output directory and resumes from the newest
   complete checkpoint, on the same data and tokenizer only (``methods.checkpoints``).
 
-Extending (PRADA): subclass ``SFT`` (``build_rows``, ``extra_modules``, ``trainer_class``) and
-``SFTTrainer`` (``auxiliary_loss``, ``needs_hidden_states``). Rows may carry ``domain_ids`` and
-may have no labelled token at all.
+Extending (PRADA, KD): subclass ``SFT`` (``build_rows``, ``extra_modules``, ``trainer_class``)
+and ``SFTTrainer`` (``auxiliary_loss``, ``token_loss_sum``, ``needs_hidden_states``). Rows may
+carry ``domain_ids`` and may have no labelled token at all.
 """
 
 from __future__ import annotations
@@ -248,17 +248,24 @@ class SFTTrainer(Trainer):
         """Extra loss for this micro-batch (a mean, added as is) and values to log; SFT has none."""
         return None, {}
 
+    def token_loss_sum(self, outputs: SFTOutput, inputs: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict]:
+        """This micro-batch's loss summed over its completion tokens (then divided by the completion
+        tokens of the whole accumulated batch) and values to log; SFT: the cross-entropy sum."""
+        return outputs.loss_sum, {}
+
     # ------------------------------------------------------------------ loss
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
         outputs = model(**inputs, output_hidden_states=self.needs_hidden_states)
+        loss_sum, logs = self.token_loss_sum(outputs, inputs)
         if num_items_in_batch is None:  # outside the training loop: a plain per-batch mean
-            loss = outputs.loss_sum / outputs.num_tokens.clamp(min=1)
+            loss = loss_sum / outputs.num_tokens.clamp(min=1)
         else:
-            denominator = torch.as_tensor(num_items_in_batch, device=outputs.loss_sum.device).clamp(min=1)
-            loss = outputs.loss_sum / denominator * self.accelerator.num_processes  # DDP averages gradients
+            denominator = torch.as_tensor(num_items_in_batch, device=loss_sum.device).clamp(min=1)
+            loss = loss_sum / denominator * self.accelerator.num_processes  # DDP averages gradients
         self._step_logs["sft_loss"].append(float(outputs.loss_sum.detach()) / max(int(outputs.num_tokens), 1))
-        aux, logs = self.auxiliary_loss(outputs, inputs)
+        aux, aux_logs = self.auxiliary_loss(outputs, inputs)
+        logs = {**logs, **aux_logs}
         if aux is not None:
             loss = loss + aux / self.current_gradient_accumulation_steps
         for key, value in logs.items():

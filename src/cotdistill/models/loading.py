@@ -9,6 +9,7 @@ from typing import Literal
 
 from cotdistill.errors import ConfigError
 from cotdistill.models.lora import LoraSettings, apply_lora
+from cotdistill.models.prune import keep_decoder_layers, validate_keep_layers
 from cotdistill.models.student import STUDENT_FILE, Student, plain_prompt
 from cotdistill.models.tiny import TinyConfig, build_tiny_model, train_tokenizer
 
@@ -35,10 +36,16 @@ class StudentConfig:
     trust_remote_code: bool = field(
         default=False, metadata={"help": "allow model code from the checkpoint (off: safer)"}
     )
+    keep_layers: list[int] | None = field(
+        default=None,
+        metadata={"help": "depth pruning: keep only these decoder layers of the model (increasing, 0-based)"},
+    )
 
     def __post_init__(self) -> None:
         if not self.model.strip():
             raise ValueError("model must name a preset, directory, file or model name, got ''")
+        if self.keep_layers is not None:
+            validate_keep_layers(self.keep_layers, max(self.keep_layers, default=0) + 1)
 
 
 def load_student(cfg: StudentConfig, corpus: Iterable[str] | None = None) -> Student:
@@ -63,6 +70,11 @@ def load_student(cfg: StudentConfig, corpus: Iterable[str] | None = None) -> Stu
         student = Student.load(name, trust_remote_code=cfg.trust_remote_code)
     else:
         student = _from_pretrained(name, cfg)
+    if cfg.keep_layers is not None:
+        try:
+            keep_decoder_layers(student.model, cfg.keep_layers)
+        except ValueError as exc:
+            raise ConfigError(f"student.keep_layers: {exc}") from None
     if cfg.finetune == "lora" and not student.is_peft:
         student.model = apply_lora(student.model, cfg.lora)
     return student

@@ -192,6 +192,13 @@ class Student:
         return results
 
     def _generate_batch(self, batch: list[list[int]], config: Any, stop: Sequence[str] | None) -> list[str]:
+        rows = self.generate_token_ids(batch, config)
+        return [_trim(self.tokenizer.decode(row, skip_special_tokens=True), stop) for row in rows]
+
+    def generate_token_ids(self, batch: list[list[int]], config: Any, *, keep_eos: bool = False) -> list[list[int]]:
+        """New token ids for each prompt of ``batch`` (left-padded together; soft prompt prepended),
+        cut at the first of ``config.eos_token_id`` (kept when ``keep_eos``); ``num_return_sequences``
+        rows per prompt."""
         width = max(len(ids) for ids in batch)
         pad = self.tokenizer.pad_token_id
         input_ids = torch.tensor([[pad] * (width - len(ids)) + ids for ids in batch], device=self.device)
@@ -203,11 +210,11 @@ class Student:
             embeds, mask = self.embed_inputs(input_ids, attention_mask)
             new_tokens = self.model.generate(inputs_embeds=embeds, attention_mask=mask, generation_config=config)
         eos = set(config.eos_token_id)
-        texts = []
+        rows = []
         for row in new_tokens.tolist():
-            cut = next((k for k, token in enumerate(row) if token in eos), len(row))
-            texts.append(_trim(self.tokenizer.decode(row[:cut], skip_special_tokens=True), stop))
-        return texts
+            cut = next((k for k, token in enumerate(row) if token in eos), None)
+            rows.append(row if cut is None else row[: cut + 1 if keep_eos else cut])
+        return rows
 
     # ------------------------------------------------------------------ persistence
 

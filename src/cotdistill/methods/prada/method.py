@@ -140,6 +140,6 @@ class PRADA(SFT):
             )
         torch.manual_seed(train.seed)  # the prompt and discriminator initialisation follow the run's seed
         self.attach_soft_prompt(student, data, config)
-        self.trainer_class = partial(PRADATrainer, domain_classes=classes)
+        self.trainer_class = partial(self.trainer_class, domain_classes=classes)  # composes with subclasses
         batch = replace(train, batch_size=train.batch_size + config.rows_per_batch_extra)
         return super().train(student, data, batch, config, output_dir, resume=resume)

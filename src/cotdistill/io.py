@@ -8,6 +8,7 @@ import os
 import shutil
 import tempfile
 from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -167,7 +168,8 @@ def replace_directory(staging: str | os.PathLike, target: str | os.PathLike) -> 
 
 
 class JsonlAppender:
-    """Append-only JSONL writer that flushes and fsyncs each record (crash-safe resume).
+    """Append-only JSONL writer that flushes and fsyncs each record (crash-safe resume), or, inside
+    ``with appender.batch():``, once for the whole batch (a kill then loses at most that batch).
 
     A trailing partial line left by a crash is dropped on open, so the file stays valid JSONL.
     """
@@ -177,11 +179,27 @@ class JsonlAppender:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         _truncate_partial_last_line(self.path)
         self._handle = self.path.open("a", encoding="utf-8")
+        self._deferred = False
 
     def append(self, row: dict[str, Any]) -> None:
         self._handle.write(json.dumps(row, ensure_ascii=False) + "\n")
+        if not self._deferred:
+            self.sync()
+
+    def sync(self) -> None:
+        """Flush and fsync what was written so far."""
         self._handle.flush()
         os.fsync(self._handle.fileno())
+
+    @contextmanager
+    def batch(self) -> Iterator[None]:
+        """Appends in the block are synced once, when it ends (also when it raises)."""
+        self._deferred = True
+        try:
+            yield
+        finally:
+            self._deferred = False
+            self.sync()
 
     def close(self) -> None:
         self._handle.close()

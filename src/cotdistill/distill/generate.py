@@ -190,7 +190,8 @@ def _generate(
             bar.update(len(examples) - len(todo))
             for start in range(0, len(todo), cfg.batch_size):
                 batch = todo[start : start + cfg.batch_size]
-                tally.add(_run_batch(cfg, teacher, store, batch))
+                with store.batch():  # one fsync per batch: a kill loses at most the batch in flight
+                    tally.add(_run_batch(cfg, teacher, store, batch))
                 bar.update(len(batch))
                 if tally.too_many_failed(cfg.max_failure_rate):
                     break

@@ -1,7 +1,7 @@
 """The append-only rationale store (``rationales.jsonl``), one line per teacher sample.
 
-Records are keyed by ``(example_id, sample_index)`` and every append is flushed and fsynced,
-so a killed run restarted with the same command skips what is on disk and adds only what is
+Records are keyed by ``(example_id, sample_index)`` and appends are flushed and fsynced (each one,
+or once per teacher batch inside ``store.batch()``), so a killed run restarted with the same command skips what is on disk and adds only what is
 missing. A key gets a second record only to supersede a failed one (``error`` set), to give a
 ``pending`` sample its final verdict, or to revise a verdict (``revise``); readers return the
 latest record per key. A torn last line (a crash mid-write) is ignored by readers and cut off
@@ -229,6 +229,10 @@ class RationaleStore:
     def _write(self, record: RationaleRecord) -> None:
         self._appender.append(record.to_dict())
         self._index(record)
+
+    def batch(self):
+        """``with store.batch():`` syncs the block's appends once, at its end (``JsonlAppender.batch``)."""
+        return self._appender.batch()
 
     def close(self) -> None:
         self._appender.close()

@@ -28,14 +28,14 @@ from cotdistill.config import from_dict, load_config, to_dict
 from cotdistill.distill.generate import GenerateConfig, generate_rationales
 from cotdistill.distill.recipe import suite_questions
 from cotdistill.errors import CotDistillError, DataError
-from cotdistill.eval.evaluate import EvalConfig
-from cotdistill.report.runs import Run
 from cotdistill.tasks import Example, Task
 from cotdistill.tasks.suite import Suite, SuiteConfig
 
-if TYPE_CHECKING:  # torch and transformers load only when a function needs them
+if TYPE_CHECKING:  # evaluation, training and reports load only when a function needs them
+    from cotdistill.eval.evaluate import EvalConfig
     from cotdistill.methods.base import TrainConfig, TrainData
     from cotdistill.models import Student, StudentConfig
+    from cotdistill.report.runs import Run
 
 __all__ = [
     "Comparison",
@@ -236,6 +236,7 @@ def evaluate(
     ``report.json`` and ``report.md`` into ``out_dir`` and returns the report's data. With
     ``config.shots`` the solved examples come from each domain's train split (else dev, else the
     evaluated split itself, never the queried question)."""
+    from cotdistill.eval import EvalConfig
     from cotdistill.eval import evaluate as run_evaluation
     from cotdistill.io import ensure_output_dir
     from cotdistill.models import Student

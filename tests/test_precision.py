@@ -26,7 +26,7 @@ from cotdistill.precision import (
     trainer_flags,
 )
 from cotdistill.tasks import Example
-from cotdistill.teachers import TeacherConfig
+from cotdistill.teachers import CompletionRequest, TeacherConfig
 
 TINY = TinyConfig(hidden_size=32, num_layers=2, num_heads=2, intermediate_size=64, vocab_size=300)
 PARITY_STEPS = 30
@@ -184,14 +184,16 @@ def test_bf16_training_ends_within_tolerance_of_fp32_and_generation_agrees(tmp_p
     assert same >= AGREEMENT, (same, greedy)
 
 
-def test_hf_teacher_loads_its_frozen_weights_in_the_resolved_dtype(tmp_path):
+def test_hf_teacher_on_a_cpu_keeps_fp32_weights_and_autocasts_at_the_resolved_precision(tmp_path):
     from cotdistill.teachers.hf_local import HFTeacher
 
     student = fresh_student()
     student.model.save_pretrained(tmp_path)
     student.tokenizer.save_pretrained(tmp_path)
-    for setting, dtype in (("bf16", torch.bfloat16), ("auto", torch.float32), ("fp32", torch.float32)):
+    for setting, expected in (("bf16", Precision.BF16), ("auto", Precision.FP32), ("fp32", Precision.FP32)):
         teacher = HFTeacher(TeacherConfig(backend="hf", model=str(tmp_path), device="cpu", precision=setting))
-        assert teacher.model.dtype == dtype, setting
+        assert teacher.model.dtype == torch.float32 and teacher.precision.precision is expected, setting
+    (result,) = teacher.complete([CompletionRequest(key="k", prompt="What is 1 + 2?", max_tokens=4)])
+    assert result.error is None
     with pytest.raises(ConfigError, match="teacher.precision: fp16 needs a CUDA GPU"):
         HFTeacher(TeacherConfig(backend="hf", model=str(tmp_path), device="cpu", precision="fp16"))

@@ -1,7 +1,7 @@
 """Where bf16 autocast starts to pay off on this CPU: fp32 vs bf16 step time of small students.
 
 For each Llama-style student size (hidden width x layers, vocabulary 2048 like the default
-recipe's tiny student) and batch size, measures the process CPU time (robust to other processes
+recipe's tiny student) and batch size, measures the process CPU time (less sensitive than the wall clock to other processes
 on a shared machine; one torch thread by default, as each parallel job of the default run has)
 of one training step (forward, fp32 cross-entropy,
 backward, AdamW: what the SFT trainer does) and one greedy generation call (``--new-tokens``
@@ -9,7 +9,7 @@ tokens, KV cache) in fp32 and under bf16 autocast, side by side in one process. 
 ``fp32 time / bf16 time`` above 1 means bf16 is faster. ``precision: auto`` uses the measured
 crossover (``cotdistill.precision.AUTO_BF16_MIN_HIDDEN``).
 
-    python benchmarks/bench_precision_size.py [--rows 150] [--rounds 3]
+    python benchmarks/bench_precision_size.py [--rows 150] [--rounds 2]
 
 Writes benchmarks/results/precision_size.json and .md.
 """

@@ -95,7 +95,8 @@ def test_hf_teacher_loads_a_preset_name_from_its_pulled_directory(fake_preset, m
 
     monkeypatch.setattr("transformers.AutoTokenizer", FakeAuto)
     monkeypatch.setattr("transformers.AutoModelForCausalLM", FakeAuto)
+    monkeypatch.setattr("transformers.AutoConfig", FakeAuto)  # read first, to resolve the precision
     import torch
 
     _load(TeacherConfig(backend="hf", model="fake"), torch.device("cpu"))
-    assert loaded == [str(tmp_path / "cache" / "fake" / "hf")] * 2
+    assert loaded == [str(tmp_path / "cache" / "fake" / "hf")] * 3

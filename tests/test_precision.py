@@ -26,7 +26,7 @@ from cotdistill.precision import (
     trainer_flags,
 )
 from cotdistill.tasks import Example
-from cotdistill.teachers import TeacherConfig
+from cotdistill.teachers import CompletionRequest, TeacherConfig
 
 TINY = TinyConfig(hidden_size=32, num_layers=2, num_heads=2, intermediate_size=64, vocab_size=300)
 PARITY_STEPS = 30
@@ -158,7 +158,8 @@ def test_trainer_runs_mixed_precision_with_fp32_master_weights(tmp_path, caplog,
     assert state and all(s["exp_avg"].dtype is torch.float32 for s in state.values())
 
 
-def final_loss(precision: str, out: Path) -> tuple[float, Student]:
+def losses(precision: str, out: Path) -> tuple[float, float, Student]:
+    """(first logged loss, mean of the last two logged losses, the trained student)."""
     student = fresh_student()
     train = TrainConfig(
         max_steps=PARITY_STEPS, lr=3e-3, batch_size=8, logging_steps=5, precision=precision, progress=False
@@ -166,13 +167,13 @@ def final_loss(precision: str, out: Path) -> tuple[float, Student]:
     SFT().train(student, TrainData(examples(40)), train, SFTConfig(), out)
     log = json.loads((out / SUMMARY_FILE).read_text())["log"]
     history = [entry["loss"] for entry in log if "loss" in entry]
-    return sum(history[-2:]) / 2, student
+    return history[0], sum(history[-2:]) / 2, student
 
 
 def test_bf16_training_ends_within_tolerance_of_fp32_and_generation_agrees(tmp_path):
-    fp32_loss, fp32_student = final_loss("fp32", tmp_path / "fp32")
-    bf16_loss, _ = final_loss("bf16", tmp_path / "bf16")
-    assert fp32_loss < 2.0  # it learned something, so the comparison means something
+    first, fp32_loss, fp32_student = losses("fp32", tmp_path / "fp32")
+    _, bf16_loss, _ = losses("bf16", tmp_path / "bf16")
+    assert fp32_loss < 0.8 * first  # it learned something, so the comparison means something
     assert abs(bf16_loss - fp32_loss) <= LOSS_TOLERANCE * fp32_loss, (bf16_loss, fp32_loss)
 
     prompts = [fp32_student.prompt(e.question) for e in examples(40)[:20]]
@@ -180,17 +181,19 @@ def test_bf16_training_ends_within_tolerance_of_fp32_and_generation_agrees(tmp_p
         p: fp32_student.generate(prompts, max_new_tokens=24, precision=p, progress=False) for p in ("fp32", "bf16")
     }
     same = sum(a == b for a, b in zip(greedy["fp32"], greedy["bf16"])) / len(prompts)
-    assert same >= AGREEMENT, same
+    assert same >= AGREEMENT, (same, greedy)
 
 
-def test_hf_teacher_loads_its_frozen_weights_in_the_resolved_dtype(tmp_path):
+def test_hf_teacher_on_a_cpu_keeps_fp32_weights_and_autocasts_at_the_resolved_precision(tmp_path):
     from cotdistill.teachers.hf_local import HFTeacher
 
     student = fresh_student()
     student.model.save_pretrained(tmp_path)
     student.tokenizer.save_pretrained(tmp_path)
-    for setting, dtype in (("bf16", torch.bfloat16), ("auto", torch.float32), ("fp32", torch.float32)):
+    for setting, expected in (("bf16", Precision.BF16), ("auto", Precision.FP32), ("fp32", Precision.FP32)):
         teacher = HFTeacher(TeacherConfig(backend="hf", model=str(tmp_path), device="cpu", precision=setting))
-        assert teacher.model.dtype == dtype, setting
+        assert teacher.model.dtype == torch.float32 and teacher.precision.precision is expected, setting
+    (result,) = teacher.complete([CompletionRequest(key="k", prompt="What is 1 + 2?", max_tokens=4)])
+    assert result.error is None
     with pytest.raises(ConfigError, match="teacher.precision: fp16 needs a CUDA GPU"):
         HFTeacher(TeacherConfig(backend="hf", model=str(tmp_path), device="cpu", precision="fp16"))

@@ -17,7 +17,8 @@
 Mixed precision keeps the master weights and optimizer states in fp32; the loss, the softmax
 and the PRADA discriminator run in fp32 too. Trainers pass ``trainer_flags(p)`` to
 ``TrainingArguments`` (accelerate then autocasts); generators use ``autocast(p, device)``
-(students, whose weights stay fp32) or load frozen weights in ``p.dtype`` (the ``hf`` teacher).
+(students, and the ``hf`` teacher on a CPU) or load frozen weights in ``p.dtype`` (the ``hf``
+teacher on a GPU).
 ``announce`` logs the resolved choice once per process and purpose.
 """
 

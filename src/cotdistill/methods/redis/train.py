@@ -242,7 +242,7 @@ def preference_trainer(
     from datasets import Dataset
 
     dataset = Dataset.from_list(rows)
-    common = _common_args(settings, output_dir, settings.align_epochs, settings.align_lr)
+    common = _common_args(student, settings, output_dir, settings.align_epochs, settings.align_lr)
     if loss == "orpo":
         from trl.experimental.orpo import ORPOConfig
 

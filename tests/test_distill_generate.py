@@ -57,10 +57,10 @@ def test_oracle_run_keeps_every_gold_rationale(tmp_path):
 
 
 def wrong_then_right(request: CompletionRequest, i: int) -> str:
-    gold = request.meta["answer"]
+    gold = request.subject.answer
     if request.key.endswith(":hint"):
         return f"Because of the steps, the result follows. The answer is {gold}."
-    if request.meta["domain"] == "coin_flip":
+    if request.subject.domain == "coin_flip":
         return "I guess. The answer is maybe."
     return f"Step {i}. The answer is {gold}." if i == 1 else "Oops. The answer is 123456."
 
@@ -104,7 +104,7 @@ def test_majority_policy_on_unlabelled_questions(tmp_path):
 def test_resume_retries_failures_and_skips_finished_work(tmp_path):
     examples = questions(3)
     failing = ScriptedTeacher(
-        lambda request, i: None if request.meta["domain"] == "coin_flip" else f"{i}. The answer is 1."
+        lambda request, i: None if request.subject.domain == "coin_flip" else f"{i}. The answer is 1."
     )
     cfg = GenerateConfig(k=2, temperature=0.5, keep="all", batch_size=2)
     first = generate_rationales(cfg, examples, tmp_path, teacher=failing, show_progress=False)
@@ -114,7 +114,7 @@ def test_resume_retries_failures_and_skips_finished_work(tmp_path):
 
     healthy = ScriptedTeacher(lambda request, i: f"Fine {i}. The answer is heads.")
     second = generate_rationales(cfg, examples, tmp_path, teacher=healthy, show_progress=False)
-    assert {r.meta["domain"] for r in healthy.requests} == {"coin_flip"}  # only the failed questions again
+    assert {r.subject.domain for r in healthy.requests} == {"coin_flip"}  # only the failed questions again
     records = load_records(tmp_path / "rationales.jsonl")
     assert len(records) == 12 and len({r.key for r in records}) == 12 and not any(r.error for r in records)
     assert second["total"]["errors"] == 0 and second["total"]["kept"] == 12

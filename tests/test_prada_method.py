@@ -97,7 +97,7 @@ def test_prada_trains_logs_and_round_trips_the_soft_prompt(tmp_path, data) -> No
     assert isinstance(loaded.soft_prompt, SoftPrompt)
     for (name, want), got in zip(trained.soft_prompt.state_dict().items(), loaded.soft_prompt.state_dict().values()):
         assert torch.equal(want.cpu(), got), name
-    prompts = [trained.example_prompt(e) for e in data.labelled[:3]]
+    prompts = [trained.prompt(e.question, data.instruction(e.domain)) for e in data.labelled[:3]]
     assert loaded.generate(prompts, max_new_tokens=8, progress=False) == trained.generate(
         prompts, max_new_tokens=8, progress=False
     )

@@ -39,7 +39,7 @@ def test_prada_lora_on_smollm2_round_trips(tmp_path, smollm2) -> None:
     assert len(steps) == 2 and all(torch.isfinite(torch.tensor(e["domain_loss"])) for e in steps)
     loaded = Student.load(tmp_path / FINAL_DIR)
     assert loaded.is_peft and loaded.soft_prompt is not None and loaded.soft_prompt.length == 4
-    prompts = [trained.example_prompt(e) for e in source[:2]]
+    prompts = [trained.prompt(e.question, data.instruction(e.domain)) for e in source[:2]]
     assert loaded.generate(prompts, max_new_tokens=12, progress=False) == trained.generate(
         prompts, max_new_tokens=12, progress=False
     )

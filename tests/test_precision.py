@@ -123,8 +123,8 @@ def test_train_precision_in_a_config_and_its_deprecated_alias(caplog):
 
 
 def test_teacher_dtype_is_a_deprecated_alias_of_precision():
-    assert TeacherConfig(backend="hf", model="m", dtype="bfloat16").precision is Precision.BF16
-    assert TeacherConfig(backend="hf", model="m").precision is Precision.AUTO
+    assert TeacherConfig(backend="hf", model="m", dtype="bfloat16").options.precision is Precision.BF16
+    assert TeacherConfig(backend="hf", model="m").options.precision is Precision.AUTO
 
 
 # ---------------------------------------------------------------------------- trainer wiring, parity

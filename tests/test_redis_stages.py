@@ -17,6 +17,7 @@ from cotdistill.methods.redis.augment import (
 from cotdistill.methods.redis.oracle import RuleOracle
 from cotdistill.methods.redis.pairs import DEFAULT_MARGINS, FilterConfig, build, dedupe, make_pairs
 from cotdistill.methods.redis.prompts import apply_prompt, extract_rule, rule_prompt
+from cotdistill.methods.redis.requests import ApplyRequest, RuleRequest
 from cotdistill.methods.redis.search import SearchConfig, accuracy_table, choose, direct_answers, hypothesis_search
 from cotdistill.tasks.inductive import Pair, RuleTask, sample_tasks
 from cotdistill.teachers.base import CompletionRequest, CompletionResult
@@ -111,7 +112,7 @@ def test_pipeline_stops_before_training_when_no_rule_survives(tmp_path):
 def test_oracle_states_true_and_wrong_rules_and_applies_them():
     task = sample_tasks("list_functions", 1, seed=0)[0]
     oracle = RuleOracle({task.idx: task}, p_true=0.5, seed=1)
-    [rules] = oracle.complete([CompletionRequest("r", prompt="x", n=40, meta={"redis": "rules", "task_idx": task.idx})])
+    [rules] = oracle.complete([CompletionRequest("r", prompt="x", n=40, subject=RuleRequest(task.idx))])
     assert task.rule.text in rules.texts and len(set(rules.texts)) > 3
     wrong = next(t for t in rules.texts if t != task.rule.text)
     pair = task.train[0]
@@ -120,23 +121,17 @@ def test_oracle_states_true_and_wrong_rules_and_applies_them():
             CompletionRequest(
                 "a",
                 prompt="x",
-                meta={"redis": "apply", "task_idx": task.idx, "rule": task.rule.text, "input": pair.input},
+                subject=ApplyRequest(task.idx, task.rule.text, pair.input),
             ),
-            CompletionRequest(
-                "b", prompt="x", meta={"redis": "apply", "task_idx": task.idx, "rule": wrong, "input": pair.input}
-            ),
-            CompletionRequest(
-                "c", prompt="x", meta={"redis": "apply", "task_idx": task.idx, "rule": "Made up.", "input": pair.input}
-            ),
-            CompletionRequest(
-                "d", prompt="x", meta={"redis": "apply", "task_idx": "nope", "rule": "x", "input": "[1]"}
-            ),
+            CompletionRequest("b", prompt="x", subject=ApplyRequest(task.idx, wrong, pair.input)),
+            CompletionRequest("c", prompt="x", subject=ApplyRequest(task.idx, "Made up.", pair.input)),
+            CompletionRequest("d", prompt="x", subject=ApplyRequest("nope", "x", "[1]")),
         ]
     )
     assert results[0].texts == [f"Output: {pair.output}"]
     assert results[1].ok and results[2].error and results[3].error
     again = RuleOracle({task.idx: task}, p_true=0.5, seed=1).complete(
-        [CompletionRequest("r", prompt="x", n=40, meta={"redis": "rules", "task_idx": task.idx})]
+        [CompletionRequest("r", prompt="x", n=40, subject=RuleRequest(task.idx))]
     )
     assert again[0].texts == rules.texts
 
@@ -164,7 +159,7 @@ def test_augment_scores_rules_by_rule_following_and_resumes(tmp_path):
         calls: list[str] = []
 
         def complete(self, requests):
-            self.calls += [r.meta["task_idx"] for r in requests]
+            self.calls += [r.subject.task_idx for r in requests]
             return oracle.complete(requests)
 
     counting = Counting()
@@ -185,7 +180,7 @@ def test_augment_records_teacher_errors_as_zero_scores(tmp_path):
         def complete(self, requests):
             return [
                 CompletionResult(r.key, ["Rule: Mirror the row."] * r.n)
-                if r.meta["redis"] == "rules"
+                if isinstance(r.subject, RuleRequest)
                 else CompletionResult(r.key, [], error="timeout")
                 for r in requests
             ]

@@ -9,6 +9,7 @@ from cotdistill.errors import ConfigError
 from cotdistill.teachers import (
     TEACHERS,
     CompletionRequest,
+    ExampleSubject,
     Teacher,
     TeacherConfig,
     build_teacher,
@@ -31,7 +32,7 @@ def test_config_errors_name_the_key():
     with pytest.raises(ConfigError, match="needs `model`"):
         from_dict(TeacherConfig, {"backend": "hf"}, where="r.yaml")
     with pytest.raises(ConfigError, match="r.yaml: 'api' must be one of"):
-        from_dict(TeacherConfig, {"api": "chatt"}, where="r.yaml")
+        from_dict(TeacherConfig, {"backend": "openai", "model": "m", "api": "chatt"}, where="r.yaml")
 
 
 def test_request_needs_exactly_one_of_prompt_or_messages():
@@ -48,7 +49,9 @@ def test_oracle_returns_gold_rationale_n_times_and_errors_without_one():
     assert isinstance(teacher, Teacher)
     results = teacher.complete(
         [
-            CompletionRequest("a", prompt="q", n=3, meta={"rationale": "2 + 2 = 4. The answer is 4."}),
+            CompletionRequest(
+                "a", prompt="q", n=3, subject=ExampleSubject("e", "d", "4", "2 + 2 = 4. The answer is 4.")
+            ),
             CompletionRequest("b", prompt="q"),
         ]
     )

@@ -75,12 +75,15 @@ def test_a_base_url_that_is_not_a_url_is_rejected(url):
 
 def test_a_key_typed_into_api_key_env_is_rejected_without_echoing_it(tmp_path):
     key = "sk-proj-AbC123xyz987"
-    data = {"questions": "q.jsonl", "generate": {"teacher": {"api_key_env": key}}}
+    data = {"questions": "q.jsonl", "generate": {"teacher": {"backend": "openai", "model": "m", "api_key_env": key}}}
     (tmp_path / "r.yaml").write_text(yaml.safe_dump(data))
     with pytest.raises(ConfigError, match="api_key_env must be the name of an environment variable") as caught:
         load_config(GenerateRecipe, tmp_path / "r.yaml")
     assert key not in str(caught.value)
-    assert from_dict(TeacherConfig, {"api_key_env": "MY_KEY_2"}).api_key_env == "MY_KEY_2"
+    assert (
+        from_dict(TeacherConfig, {"backend": "openai", "model": "m", "api_key_env": "MY_KEY_2"}).options.api_key_env
+        == "MY_KEY_2"
+    )
 
 
 def test_saved_configs_never_hold_url_credentials(tmp_path):

@@ -3,8 +3,9 @@
 Every stage has a ``@dataclass`` config whose fields carry ``metadata={"help": ...}``.
 ``from_dict`` builds one from plain data and rejects unknown keys (with a did-you-mean
 suggestion), wrong types and values that the dataclass's ``__post_init__`` refuses, always
-naming the key and the file. ``apply_overrides`` takes ``a.b.c=value`` strings (values are
-parsed as YAML, so ``1e-4``, ``true``, ``[1, 2]`` work).
+naming the key and the file; a dataclass with a classmethod ``from_mapping(data, *, where,
+prefix)`` builds itself instead (it may call ``from_dict`` for its parts). ``apply_overrides``
+takes ``a.b.c=value`` strings (values are parsed as YAML, so ``1e-4``, ``true``, ``[1, 2]`` work).
 """
 
 from __future__ import annotations
@@ -42,6 +43,9 @@ def from_dict(cls: type[C], data: Mapping[str, Any] | None, *, where: str = "con
         data = {}
     if not isinstance(data, Mapping):
         raise ConfigError(f"{where}: '{prefix.rstrip('.') or '<root>'}' must be a mapping, got {type(data).__name__}")
+    custom = getattr(cls, "from_mapping", None)  # a config that routes its keys itself (teachers.TeacherConfig)
+    if custom is not None:
+        return custom(data, where=where, prefix=prefix)
     hints = get_type_hints(cls)
     fields = {f.name: f for f in dataclasses.fields(cls) if f.init}
     unknown = [key for key in data if key not in fields]

@@ -35,7 +35,14 @@ from cotdistill.errors import ConfigError, CotDistillError
 from cotdistill.io import atomic_write_json
 from cotdistill.locking import output_lock
 from cotdistill.tasks import Example, Task, get_task
-from cotdistill.teachers import CompletionRequest, CompletionResult, Teacher, TeacherConfig, build_teacher
+from cotdistill.teachers import (
+    CompletionRequest,
+    CompletionResult,
+    ExampleSubject,
+    Teacher,
+    TeacherConfig,
+    build_teacher,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -92,7 +99,7 @@ class GenerateConfig:
             raise ValueError(f"temperature must be >= 0, got {self.temperature}")
         if not 0.0 <= self.max_failure_rate <= 1.0:
             raise ValueError(f"max_failure_rate must be in [0, 1], got {self.max_failure_rate}")
-        if self.k > 1 and self.temperature == 0 and self.teacher.backend != "oracle":
+        if self.k > 1 and self.temperature == 0 and self.teacher.sampled:
             logger.warning("k=%d samples at temperature 0 are usually identical; dedupe will drop them", self.k)
         if "{instruction}" not in self.system:
             raise ValueError(f"system must contain '{{instruction}}', got {self.system!r}")
@@ -302,12 +309,7 @@ def _request(cfg: GenerateConfig, job: _Job, n: int, *, hint: bool) -> tuple[Pro
         temperature=cfg.temperature,
         max_tokens=cfg.max_tokens,
         stop=prompt.stop,
-        meta={
-            "example_id": example.id,
-            "domain": example.domain,
-            "answer": example.answer,
-            "rationale": example.rationale,
-        },
+        subject=ExampleSubject(example.id, example.domain, example.answer, example.rationale),
     )
     return prompt, request
 

@@ -79,9 +79,9 @@ class TrainData:
     families: dict[str, str] = field(default_factory=dict)
 
     def instruction(self, domain: str) -> str | None:
-        from cotdistill.models.student import task_instruction
+        from cotdistill.tasks import TASKS
 
-        return self.instructions.get(domain) or task_instruction(domain)
+        return self.instructions.get(domain) or (TASKS.get(domain)().answer_instruction if domain in TASKS else None)
 
     def family(self, domain: str) -> str | None:
         from cotdistill.tasks import TASKS

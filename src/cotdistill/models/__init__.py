@@ -2,7 +2,7 @@
 
 from cotdistill.models.loading import StudentConfig, load_student
 from cotdistill.models.lora import LoraSettings
-from cotdistill.models.student import Student, task_instruction
+from cotdistill.models.student import Student
 from cotdistill.models.tiny import TinyConfig
 
-__all__ = ["LoraSettings", "Student", "StudentConfig", "TinyConfig", "load_student", "task_instruction"]
+__all__ = ["LoraSettings", "Student", "StudentConfig", "TinyConfig", "load_student"]

@@ -4,13 +4,13 @@ Training and evaluation both go through this class so they agree exactly:
 
 * ``prompt(question, instruction)`` is the only place the prompt text is built (the chat template
   when the model has one and ``use_chat_template`` is set, else ``"Question: ...\\nAnswer:"``);
-  ``example_prompt(example)`` adds the task's answer instruction, and is what SFT trains on and
-  what evaluation should generate from.
+  the caller passes the domain's answer instruction (training and evaluation pass the same one).
 * ``encode_prompt`` / ``encode_completion`` turn them into token ids (prompt and completion are
   tokenised separately and concatenated, so a training prompt is token-for-token the generation
   prompt).
 * ``embed_inputs`` maps ids to input embeddings and prepends the soft prompt (if any); the SFT
   trainer's forward and ``generate`` both call it.
+* ``generate`` runs on ``models.generation.GenerationEngine`` (its stop and padding rules).
 
 A soft prompt is any ``nn.Module`` called as ``soft_prompt(batch_size)`` (or with
 ``domain_ids=``) returning ``(B, P, H)`` embeddings; to be saved with the student it needs
@@ -29,10 +29,10 @@ from typing import Any
 import torch
 from torch import nn
 
-from cotdistill.console import progress as progress_bar
 from cotdistill.errors import CotDistillError, DataError
 from cotdistill.io import read_text
-from cotdistill.precision import Precision, announce, autocast, resolve_precision
+from cotdistill.models.generation import GenerationEngine, Sampling, stop_token_ids
+from cotdistill.precision import Precision, announce, resolve_precision
 
 STUDENT_FILE = "student.json"
 SOFT_PROMPT_DIR = "soft_prompt"
@@ -43,13 +43,6 @@ def plain_prompt(question: str, instruction: str | None = None) -> str:
     """The prompt format of models without a chat template."""
     text = f"{question}\n{instruction}" if instruction else question
     return f"Question: {text}\nAnswer:"
-
-
-def task_instruction(domain: str) -> str | None:
-    """The answer instruction of the registered task named ``domain`` (None for unknown domains)."""
-    from cotdistill.tasks import TASKS
-
-    return TASKS.get(domain)().answer_instruction if domain in TASKS else None
 
 
 class Student:
@@ -79,10 +72,6 @@ class Student:
         return self.tokenizer.apply_chat_template(
             [{"role": "user", "content": content}], tokenize=False, add_generation_prompt=True
         )
-
-    def example_prompt(self, example: Any, instruction: str | None = None) -> str:
-        """``prompt`` for an ``Example`` with its task's answer instruction (or ``instruction``)."""
-        return self.prompt(example.question, instruction or task_instruction(example.domain))
 
     def completion(self, text: str) -> str:
         """The text the model is trained to produce after ``prompt()`` for target ``text``."""
@@ -127,15 +116,18 @@ class Student:
         mask = torch.cat([attention_mask.new_ones(batch, prefix.shape[1]), attention_mask], dim=1)
         return torch.cat([prefix, embeds], dim=1), mask
 
+    @property
+    def engine(self) -> GenerationEngine:
+        """The generation engine over the current model, tokenizer and soft prompt."""
+        embed = None if self.soft_prompt is None else self.embed_inputs
+        return GenerationEngine(self.model, self.tokenizer, embed=embed)
+
     def eos_token_ids(self) -> list[int]:
-        ids = {self.tokenizer.eos_token_id}
-        configured = getattr(getattr(self.model, "generation_config", None), "eos_token_id", None)
-        ids.update(configured if isinstance(configured, list) else [configured])
-        return sorted(i for i in ids if i is not None)
+        """Ids that end a completion (``models.generation.stop_token_ids``)."""
+        return stop_token_ids(self.model, self.tokenizer)
 
     # ------------------------------------------------------------------ generation
 
-    @torch.no_grad()
     def generate(
         self,
         prompts: Sequence[str],
@@ -148,73 +140,24 @@ class Student:
         progress: bool = True,
         precision: Precision | str = Precision.AUTO,
     ) -> list[list[str]]:
-        """``num_samples`` completions per prompt (greedy at temperature 0, else sampled).
+        """``num_samples`` completions per prompt (greedy at temperature 0, else sampled), in prompt order.
 
-        Prompts are batched longest-first with left padding and the KV cache; each completion is
-        cut at EOS and at the first stop string. ``precision`` (``cotdistill.precision``) is
-        resolved for the model and device; bf16/fp16 autocast the forward passes, the weights stay
-        as they are. Returns one list per prompt, in prompt order.
+        Runs on ``GenerationEngine`` (longest-first batches, left padding, KV cache; cut at the stop
+        tokens and the first stop string), then strips surrounding whitespace. ``precision``
+        (``cotdistill.precision``) is resolved for the model and device; bf16/fp16 autocast the
+        forward passes, the weights stay as they are.
         """
-        from transformers import GenerationConfig
-
-        if temperature < 0 or num_samples < 1 or batch_size < 1:
-            raise ValueError(f"bad generation settings: {temperature=}, {num_samples=}, {batch_size=}")
-        sampling = temperature > 0
-        encoded = [self.encode_prompt(p) for p in prompts]
-        order = sorted(range(len(prompts)), key=lambda i: -len(encoded[i]))
-        config = GenerationConfig(
-            max_new_tokens=max_new_tokens,
-            do_sample=sampling,
-            temperature=temperature if sampling else None,
-            top_k=0 if sampling else None,
-            top_p=1.0 if sampling else None,
-            num_return_sequences=num_samples if sampling else 1,
-            pad_token_id=self.tokenizer.pad_token_id,
-            eos_token_id=self.eos_token_ids(),
-            use_cache=True,
-        )
-        results: list[list[str]] = [[] for _ in prompts]
-        batches = [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
+        stops = tuple(s for s in stop or () if s)
+        sampling = Sampling(max_new_tokens=max_new_tokens, temperature=temperature, n=num_samples, stop=stops)
         resolved = resolve_precision(precision, self.model, self.device, purpose="generate", key="precision")
         announce(resolved, "generation")
-        was_training = self.model.training
-        self.model.eval()
-        try:
-            with autocast(resolved, self.device):
-                for batch in progress_bar(batches, desc="generate", disable=not progress):
-                    texts = self._generate_batch([encoded[i] for i in batch], config, stop)
-                    per = config.num_return_sequences
-                    for j, index in enumerate(batch):
-                        chunk = texts[j * per : (j + 1) * per]
-                        results[index] = chunk if sampling else chunk * num_samples
-        finally:
-            self.model.train(was_training)
-        return results
-
-    def _generate_batch(self, batch: list[list[int]], config: Any, stop: Sequence[str] | None) -> list[str]:
-        rows = self.generate_token_ids(batch, config)
-        return [_trim(self.tokenizer.decode(row, skip_special_tokens=True), stop) for row in rows]
+        encoded = [self.encode_prompt(p) for p in prompts]
+        results = self.engine.generate(encoded, sampling, batch_size=batch_size, precision=resolved, progress=progress)
+        return [[c.text.strip() for c in completions] for completions in results]
 
     def generate_token_ids(self, batch: list[list[int]], config: Any, *, keep_eos: bool = False) -> list[list[int]]:
-        """New token ids for each prompt of ``batch`` (left-padded together; soft prompt prepended),
-        cut at the first of ``config.eos_token_id`` (kept when ``keep_eos``); ``num_return_sequences``
-        rows per prompt."""
-        width = max(len(ids) for ids in batch)
-        pad = self.tokenizer.pad_token_id
-        input_ids = torch.tensor([[pad] * (width - len(ids)) + ids for ids in batch], device=self.device)
-        attention_mask = torch.tensor([[0] * (width - len(ids)) + [1] * len(ids) for ids in batch], device=self.device)
-        if self.soft_prompt is None:
-            output = self.model.generate(input_ids=input_ids, attention_mask=attention_mask, generation_config=config)
-            new_tokens = output[:, width:]
-        else:
-            embeds, mask = self.embed_inputs(input_ids, attention_mask)
-            new_tokens = self.model.generate(inputs_embeds=embeds, attention_mask=mask, generation_config=config)
-        eos = set(config.eos_token_id)
-        rows = []
-        for row in new_tokens.tolist():
-            cut = next((k for k, token in enumerate(row) if token in eos), None)
-            rows.append(row if cut is None else row[: cut + 1 if keep_eos else cut])
-        return rows
+        """New token ids for each prompt of ``batch`` under a ``GenerationConfig`` (``GenerationEngine.token_ids``)."""
+        return self.engine.token_ids(batch, config, keep_eos=keep_eos)
 
     # ------------------------------------------------------------------ persistence
 
@@ -322,11 +265,3 @@ def _soft_prompt_class(value: Any, path: Path) -> type | None:
 def _without_adapters(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     """The base model's own weights from the state dict of a model with LoRA layers injected."""
     return {k.replace(".base_layer.", "."): v for k, v in state.items() if "lora_" not in k}
-
-
-def _trim(text: str, stop: Sequence[str] | None) -> str:
-    """Cut ``text`` at the earliest stop string and strip surrounding whitespace."""
-    cuts = [text.find(s) for s in stop or () if s and s in text]
-    if cuts:
-        text = text[: min(cuts)]
-    return text.strip()

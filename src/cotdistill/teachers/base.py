@@ -13,23 +13,55 @@ request would fail the same way. A backend holding connections has ``close()``.
 
 from __future__ import annotations
 
-import re
-from collections.abc import Callable, Sequence
+import dataclasses
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal, Protocol, runtime_checkable
-from urllib.parse import urlsplit
+from typing import Any, Protocol, TypeVar, runtime_checkable
 
-from cotdistill.errors import CotDistillError
-from cotdistill.precision import PRECISION_HELP, Precision, legacy_precision
-from cotdistill.redaction import strip_url_credentials
+from cotdistill.errors import ConfigError, CotDistillError
 from cotdistill.registry import Registry, did_you_mean
+from cotdistill.stopping import trim_at_stop
 
-ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+__all__ = [
+    "TEACHERS",
+    "CompletionRequest",
+    "CompletionResult",
+    "ExampleSubject",
+    "RequestSubject",
+    "Teacher",
+    "TeacherBackend",
+    "TeacherConfig",
+    "TeacherRefusedError",
+    "backend_spec",
+    "build_teacher",
+    "check_top_p",
+    "register_teacher",
+    "trim_at_stop",
+]
+
+
+@dataclass(frozen=True)
+class RequestSubject:
+    """What a request is about, for backends that answer from known data rather than a model.
+
+    A typed protocol between the code asking and such a backend: subclass it (frozen) with the
+    fields the backend reads. Model backends ignore it; it never leaves the process.
+    """
+
+
+@dataclass(frozen=True)
+class ExampleSubject(RequestSubject):
+    """The example a rationale is asked for (the ``oracle`` backend answers with its ``rationale``)."""
+
+    example_id: str
+    domain: str
+    answer: str
+    rationale: str | None = None
 
 
 @dataclass
 class CompletionRequest:
-    """One prompt to complete ``n`` times. ``meta`` travels with it (the oracle reads it)."""
+    """One prompt to complete ``n`` times; ``subject`` (typed, optional) says what it is about."""
 
     key: str
     prompt: str | None = None
@@ -38,7 +70,7 @@ class CompletionRequest:
     temperature: float = 0.0
     max_tokens: int = 256
     stop: list[str] | None = None
-    meta: dict[str, Any] = field(default_factory=dict)
+    subject: RequestSubject | None = None
 
     def __post_init__(self) -> None:
         if (self.prompt is None) == (self.messages is None):
@@ -79,106 +111,135 @@ class Teacher(Protocol):
     def complete(self, requests: Sequence[CompletionRequest]) -> list[CompletionResult]: ...
 
 
-@dataclass
+@dataclass(frozen=True)
+class TeacherBackend:
+    """A registered backend: its settings dataclass (``TeacherConfig.options``) and its factory.
+
+    ``sampled``: whether its samples depend on the temperature (the oracle's never do).
+    """
+
+    options: type
+    build: Callable[[TeacherConfig], Teacher]
+    sampled: bool = True
+
+
+TEACHERS: Registry[TeacherBackend] = Registry("teacher backend")
+OptionsT = TypeVar("OptionsT")
+
+
+def register_teacher(name: str, options: type, *, sampled: bool = True):
+    """Register a backend factory ``(TeacherConfig) -> Teacher`` under ``name``, with its settings dataclass.
+
+    ``options`` is the dataclass holding that backend's settings (``TeacherConfig.options``); its
+    fields are the keys a recipe writes beside ``backend``. Returns the factory unchanged.
+    """
+
+    def decorator(build: Callable[[TeacherConfig], Teacher]) -> Callable[[TeacherConfig], Teacher]:
+        TEACHERS.register(name)(TeacherBackend(options, build, sampled))
+        return build
+
+    return decorator
+
+
+def backend_spec(name: str) -> TeacherBackend:
+    """The registered backend ``name``; ``ValueError`` (with a did-you-mean) for an unknown one."""
+    import cotdistill.teachers  # noqa: F401  (registers the built-in backends)
+
+    if name not in TEACHERS:
+        known = TEACHERS.names()
+        raise ValueError(f"unknown backend {name!r}{did_you_mean(name, known)} (known: {', '.join(known)})")
+    return TEACHERS.get(name)
+
+
+@dataclass(init=False)
 class TeacherConfig:
-    """Which teacher to use and how to talk to it (fields not used by a backend are ignored)."""
+    """Which teacher backend to use (``backend``) and that backend's own settings (``options``).
 
-    backend: str = field(default="oracle", metadata={"help": "teacher backend: openai | hf | oracle"})
-    model: str = field(
-        default="",
-        metadata={"help": "openai: the served model name; hf: a local HF directory or model name"},
-    )
-    base_url: str = field(
-        default="http://127.0.0.1:8000/v1",
-        metadata={"help": "openai: the server's OpenAI-compatible base URL (ends in /v1)"},
-    )
-    api: Literal["auto", "chat", "completions"] = field(
-        default="auto",
-        metadata={"help": "openai: endpoint; auto uses chat for messages and completions for plain prompts"},
-    )
-    api_key_env: str = field(
-        default="OPENAI_API_KEY",
-        metadata={"help": "openai: name of the environment variable holding the API key (read, never saved)"},
-    )
-    concurrency: int = field(default=8, metadata={"help": "openai: requests in flight at once"})
-    timeout_s: float = field(default=120.0, metadata={"help": "openai: seconds before one attempt is abandoned"})
-    max_retries: int = field(
-        default=4, metadata={"help": "openai: retries on 429/5xx/connection errors/timeouts/malformed replies"}
-    )
-    backoff_s: float = field(default=0.5, metadata={"help": "openai: first retry delay; doubles per retry, jittered"})
-    backoff_max_s: float = field(default=30.0, metadata={"help": "openai: longest delay between retries"})
-    native_n: bool = field(
-        default=True,
-        metadata={"help": "openai: send n>1 as the API's `n`; false issues n separate requests"},
-    )
-    batch_size: int = field(default=8, metadata={"help": "hf: prompts per generate() call"})
-    device: str = field(default="auto", metadata={"help": "hf: cpu, cuda, cuda:1, ... or auto"})
-    precision: Precision = field(
-        default=Precision.AUTO, metadata={"help": f"hf: weights and compute precision: {PRECISION_HELP}"}
-    )
-    dtype: Literal["auto", "float32", "bfloat16", "float16"] | None = field(
-        default=None, metadata={"help": "deprecated: write precision (fp32, bf16, fp16 or auto)"}
-    )
-    gguf_file: str | None = field(default=None, metadata={"help": "hf: a .gguf file inside `model` to load from"})
-    trust_remote_code: bool = field(
-        default=False, metadata={"help": "hf: run model code shipped with the checkpoint (off unless you trust it)"}
-    )
-    top_p: float = field(default=1.0, metadata={"help": "nucleus sampling mass when temperature > 0"})
-    seed: int = field(default=0, metadata={"help": "hf: sampling seed; openai: sent as `seed` when not 0"})
+    ``options`` is an instance of the dataclass the backend registered (``HFTeacherConfig``,
+    ``OpenAITeacherConfig``, ...). Python callers may pass its fields as keywords
+    (``TeacherConfig(backend="hf", model="m")``). A recipe writes them beside ``backend`` (the
+    flat form) or under ``options``; flat keys that belong to another registered backend are
+    ignored, so a recipe can switch backends with one override. Saved configs use ``options``.
+    """
 
-    def __post_init__(self) -> None:
-        import cotdistill.teachers  # noqa: F401  (registers the built-in backends)
+    backend: str = field(default="oracle", metadata={"help": "teacher backend (registered: openai | hf | oracle)"})
+    options: Any = field(
+        default=None, metadata={"help": "the backend's settings (its keys may also sit beside `backend`)"}
+    )
 
-        self.precision = legacy_precision("dtype", self.dtype, self.precision)
-        self.dtype = None
+    def __init__(self, backend: str = "oracle", options: Any = None, **settings: Any):
+        spec = backend_spec(backend)
+        if options is None:
+            options = spec.options(**settings)
+        elif not isinstance(options, spec.options):
+            raise TypeError(f"backend {backend!r} takes {spec.options.__name__} options, got {type(options).__name__}")
+        elif settings:
+            options = dataclasses.replace(options, **settings)
+        self.backend = backend
+        self.options = options
 
-        if self.backend not in TEACHERS:
-            known = TEACHERS.names()
-            raise ValueError(
-                f"unknown backend {self.backend!r}{did_you_mean(self.backend, known)} (known: {', '.join(known)})"
+    @property
+    def spec(self) -> TeacherBackend:
+        return backend_spec(self.backend)
+
+    @property
+    def model(self) -> str:
+        """The model the backend serves or loads ('' for backends without one, e.g. the oracle)."""
+        return str(getattr(self.options, "model", ""))
+
+    @property
+    def sampled(self) -> bool:
+        """Whether the backend's samples depend on the temperature."""
+        return self.spec.sampled
+
+    def section(self, cls: type[OptionsT]) -> OptionsT:
+        """``options`` as ``cls`` (the backend's settings class); ``TypeError`` for another backend's config."""
+        if not isinstance(self.options, cls):
+            raise TypeError(f"teacher backend {self.backend!r} has {type(self.options).__name__}, not {cls.__name__}")
+        return self.options
+
+    @classmethod
+    def from_mapping(cls, data: Mapping[str, Any], *, where: str, prefix: str) -> TeacherConfig:
+        """Build from recipe data (``config.from_dict`` calls this): ``backend`` + flat keys or ``options``."""
+        from cotdistill.config import from_dict
+
+        data = dict(data)
+        location = prefix.rstrip(".") or cls.__name__
+        backend = data.pop("backend", "oracle")
+        if not isinstance(backend, str):
+            raise ConfigError(f"{where}: '{prefix}backend' must be a string, got {backend!r}")
+        try:
+            spec = backend_spec(backend)
+        except ValueError as exc:
+            raise ConfigError(f"{where}: {location}: {exc}") from None
+        nested = data.pop("options", None)
+        own = _option_names(spec.options)
+        anywhere = set().union(*(_option_names(TEACHERS.get(name).options) for name in TEACHERS))
+        unknown = [key for key in data if key not in anywhere]
+        if unknown:
+            valid = ["backend", "options", *own]
+            raise ConfigError(
+                f"{where}: unknown key '{prefix}{unknown[0]}'{did_you_mean(str(unknown[0]), sorted(anywhere))} "
+                f"(valid keys for backend {backend!r}: {', '.join(valid)})"
             )
-        for name in ("concurrency", "batch_size"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
-        if self.max_retries < 0:
-            raise ValueError(f"max_retries must be >= 0, got {self.max_retries}")
-        for name in ("timeout_s", "backoff_max_s"):
-            if getattr(self, name) <= 0:
-                raise ValueError(f"{name} must be > 0, got {getattr(self, name)}")
-        if self.backoff_s < 0:
-            raise ValueError(f"backoff_s must be >= 0, got {self.backoff_s}")
-        if not 0 < self.top_p <= 1:
-            raise ValueError(f"top_p must be in (0, 1], got {self.top_p}")
-        if self.backend in ("openai", "hf") and not self.model:
-            raise ValueError(f"backend '{self.backend}' needs `model` (a served model name or a HF directory)")
-        if not ENV_NAME.fullmatch(self.api_key_env):
-            # never echo the value: it is often the key itself, typed into the wrong field
-            raise ValueError(
-                "api_key_env must be the name of an environment variable (letters, digits and '_', "
-                "e.g. OPENAI_API_KEY), not the key; put the key in that variable"
-            )
-        parts = urlsplit(self.base_url)
-        if parts.scheme not in ("http", "https") or not parts.hostname:
-            shown = strip_url_credentials(self.base_url)
-            raise ValueError(f"base_url must be an http(s) URL such as http://127.0.0.1:8000/v1, got {shown!r}")
+        flat = {key: value for key, value in data.items() if key in own}
+        if nested is None:
+            return cls(backend, from_dict(spec.options, flat, where=where, prefix=prefix))
+        if not isinstance(nested, Mapping):
+            raise ConfigError(f"{where}: '{prefix}options' must be a mapping, got {type(nested).__name__}")
+        return cls(backend, from_dict(spec.options, {**flat, **nested}, where=where, prefix=f"{prefix}options."))
 
 
-TEACHERS: Registry[Callable[[TeacherConfig], Teacher]] = Registry("teacher backend")
-
-
-def register_teacher(name: str):
-    """Register a backend factory ``(TeacherConfig) -> Teacher`` under ``name``."""
-    return TEACHERS.register(name)
+def _option_names(cls: type) -> list[str]:
+    return [f.name for f in dataclasses.fields(cls) if f.init]
 
 
 def build_teacher(cfg: TeacherConfig) -> Teacher:
     """Instantiate the backend named by ``cfg.backend``."""
-    return TEACHERS.get(cfg.backend)(cfg)
+    return cfg.spec.build(cfg)
 
 
-def trim_at_stop(text: str, stop: Sequence[str] | None) -> str:
-    """Cut ``text`` at the earliest occurrence of any stop string (the stop string is dropped)."""
-    if not stop:
-        return text
-    cut = min((i for i in (text.find(s) for s in stop if s) if i >= 0), default=len(text))
-    return text[:cut]
+def check_top_p(top_p: float) -> None:
+    """Nucleus mass must lie in (0, 1] (``ValueError`` otherwise)."""
+    if not 0 < top_p <= 1:
+        raise ValueError(f"top_p must be in (0, 1], got {top_p}")

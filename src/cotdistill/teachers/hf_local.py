@@ -1,16 +1,16 @@
-"""The ``hf`` teacher: a local transformers causal LM, batched with left padding and a KV cache.
+"""The ``hf`` teacher: a local transformers causal LM on the shared ``models.generation`` engine.
 
 Requests are grouped by sampling parameters (temperature, max_tokens, n, stop), sorted by
-prompt length so batches pad little, and generated ``cfg.batch_size`` prompts at a time with
-``num_return_sequences=n``. Chat ``messages`` go through the tokenizer's chat template when it
-has one (else a plain ``Role: text`` transcript). Generation stops at EOS or a stop string and
-texts are trimmed at the first stop string. Sampling is seeded per call from ``cfg.seed``
-without disturbing the caller's global RNG. A batch that raises (e.g. out of memory) comes back
-as error results for its requests; the other batches still run. ``cfg.precision`` is resolved
-for the model's config and device (``cotdistill.precision``): on a GPU the frozen weights are
-loaded in that dtype; on a CPU they stay fp32 and generation runs under bf16 autocast (measured
-faster there than bf16 weights: ``benchmarks/results/generation_precision.md``). A model passed
-in is used as it is.
+prompt length so batches pad little, and generated ``batch_size`` prompts at a time by
+``GenerationEngine`` (its stop rule: EOS and the chat template's end-of-turn token, then the
+first stop string; greedy at temperature 0, else temperature + ``top_p`` sampling). Chat
+``messages`` go through the tokenizer's chat template when it has one (else a plain
+``Role: text`` transcript). Sampling is seeded per call from ``seed`` without disturbing the
+caller's global RNG. A batch that raises (e.g. out of memory) comes back as error results for
+its requests; the other batches still run. ``precision`` is resolved for the model's config and
+device (``cotdistill.precision``): on a GPU the frozen weights are loaded in that dtype; on a
+CPU they stay fp32 and generation runs under bf16 autocast (measured faster there than bf16
+weights: ``benchmarks/results/generation_precision.md``). A model passed in is used as it is.
 """
 
 from __future__ import annotations
@@ -19,16 +19,25 @@ import logging
 import time
 from collections import defaultdict
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Literal
 
 from cotdistill.errors import ConfigError
-from cotdistill.precision import Precision, ResolvedPrecision, announce, autocast, resolve_precision
+from cotdistill.models.generation import GenerationEngine, Sampling, longest_first
+from cotdistill.precision import (
+    PRECISION_HELP,
+    Precision,
+    ResolvedPrecision,
+    announce,
+    legacy_precision,
+    resolve_precision,
+)
 from cotdistill.teachers.base import (
     CompletionRequest,
     CompletionResult,
     TeacherConfig,
+    check_top_p,
     register_teacher,
-    trim_at_stop,
 )
 
 if TYPE_CHECKING:
@@ -37,23 +46,51 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 
+@dataclass
+class HFTeacherConfig:
+    """The ``hf`` backend's settings (``TeacherConfig.options``)."""
+
+    model: str = field(default="", metadata={"help": "a local HF directory, a `cotdistill models` preset or a name"})
+    batch_size: int = field(default=8, metadata={"help": "prompts per generate() call"})
+    device: str = field(default="auto", metadata={"help": "cpu, cuda, cuda:1, ... or auto"})
+    precision: Precision = field(
+        default=Precision.AUTO, metadata={"help": f"weights and compute precision: {PRECISION_HELP}"}
+    )
+    dtype: Literal["auto", "float32", "bfloat16", "float16"] | None = field(
+        default=None, metadata={"help": "deprecated: write precision (fp32, bf16, fp16 or auto)"}
+    )
+    gguf_file: str | None = field(default=None, metadata={"help": "a .gguf file inside `model` to load from"})
+    trust_remote_code: bool = field(
+        default=False, metadata={"help": "run model code shipped with the checkpoint (off unless you trust it)"}
+    )
+    top_p: float = field(default=1.0, metadata={"help": "nucleus sampling mass when temperature > 0"})
+    seed: int = field(default=0, metadata={"help": "sampling seed"})
+
+    def __post_init__(self) -> None:
+        self.precision = legacy_precision("dtype", self.dtype, self.precision)
+        self.dtype = None
+        if not self.model:
+            raise ValueError("backend 'hf' needs `model` (a HF directory or a `cotdistill models` preset)")
+        if self.batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1, got {self.batch_size}")
+        check_top_p(self.top_p)
+
+
 class HFTeacher:
     """Wraps a causal LM + tokenizer; ``model``/``tokenizer`` may be passed in instead of loaded."""
 
-    def __init__(self, cfg: TeacherConfig, model: Any = None, tokenizer: Any = None):
+    def __init__(self, config: TeacherConfig, model: Any = None, tokenizer: Any = None):
         import torch
 
-        self.cfg = cfg
+        self.cfg = cfg = config.section(HFTeacherConfig)
         self.id = f"hf:{cfg.model}"
         self.device = torch.device(_resolve_device(cfg.device))
         self.precision = resolve_precision(Precision.FP32)  # a model passed in runs as it is
         if model is None or tokenizer is None:
-            model, tokenizer, self.precision = _load(cfg, self.device)
+            model, tokenizer, self.precision = _load(config, self.device)
         self.model = model.eval()
         self.tokenizer = tokenizer
-        self.tokenizer.padding_side = "left"
-        if self.tokenizer.pad_token_id is None:
-            self.tokenizer.pad_token = self.tokenizer.eos_token
+        self.engine = GenerationEngine(self.model, self.tokenizer)
         self._calls = 0
 
     def render(self, request: CompletionRequest) -> tuple[list[int], bool]:
@@ -71,7 +108,7 @@ class HFTeacher:
         import torch
 
         results: dict[int, CompletionResult] = {}
-        groups: dict[tuple, list[int]] = defaultdict(list)
+        groups: dict[Sampling, list[int]] = defaultdict(list)
         rendered: dict[int, list[int]] = {}
         for i, request in enumerate(requests):
             try:
@@ -79,74 +116,39 @@ class HFTeacher:
             except Exception as exc:  # a template or tokenizer error belongs to this request only
                 results[i] = CompletionResult(request.key, [], error=f"could not build the prompt: {exc}")
                 continue
-            groups[(request.temperature, request.max_tokens, request.n, tuple(request.stop or ()))].append(i)
+            stop = tuple(s for s in request.stop or () if s)
+            sampling = Sampling(request.max_tokens, request.temperature, request.n, self.cfg.top_p, stop)
+            groups[sampling].append(i)
         self._calls += 1
         with torch.random.fork_rng(devices=[self.device] if self.device.type == "cuda" else []):
             torch.manual_seed(self.cfg.seed * 1_000_003 + self._calls)
-            for indices in groups.values():
-                indices.sort(key=lambda i: len(rendered[i]), reverse=True)
-                for start in range(0, len(indices), self.cfg.batch_size):
-                    chunk = indices[start : start + self.cfg.batch_size]
-                    batch = [requests[i] for i in chunk]
-                    for i, result in zip(chunk, self._generate_batch(batch, [rendered[i] for i in chunk])):
-                        results[i] = result
+            for sampling, indices in groups.items():
+                for batch in longest_first([len(rendered[i]) for i in indices], self.cfg.batch_size):
+                    chunk = [indices[b] for b in batch]
+                    prompts = [rendered[i] for i in chunk]
+                    batch_results = self._generate_batch([requests[i] for i in chunk], prompts, sampling)
+                    results.update(zip(chunk, batch_results))
         return [results[i] for i in range(len(requests))]
 
-    def _generate_batch(self, batch: list[CompletionRequest], ids: list[list[int]]) -> list[CompletionResult]:
-        """Generate for requests sharing sampling parameters; shapes: input (B, L) -> output (B*n, L+T)."""
-        import torch
-
-        first = batch[0]
+    def _generate_batch(
+        self, batch: list[CompletionRequest], ids: list[list[int]], sampling: Sampling
+    ) -> list[CompletionResult]:
+        """Generate for requests sharing ``sampling``: B prompts -> B results of ``sampling.n`` texts."""
         start = time.perf_counter()
         try:
-            encoded = self.tokenizer.pad({"input_ids": ids}, padding=True, return_tensors="pt").to(self.device)
-            kwargs: dict[str, Any] = {
-                "max_new_tokens": first.max_tokens,
-                "num_return_sequences": first.n,
-                "pad_token_id": self.tokenizer.pad_token_id,
-                "use_cache": True,
-            }
-            if first.temperature > 0:
-                kwargs.update(do_sample=True, temperature=first.temperature, top_p=self.cfg.top_p)
-            else:
-                kwargs.update(do_sample=False, temperature=None, top_p=None, top_k=None)
-            if first.stop:
-                kwargs.update(stop_strings=list(first.stop), tokenizer=self.tokenizer)
-            with torch.inference_mode(), autocast(self.precision, self.device):
-                output = self.model.generate(**encoded, **kwargs)
+            completions = self.engine.generate_batch(ids, sampling, self.precision)
         except Exception as exc:  # report, never raise mid-batch
             logger.warning("hf teacher: a batch of %d failed: %s", len(batch), exc)
             return [CompletionResult(r.key, [], error=f"generation failed: {type(exc).__name__}: {exc}") for r in batch]
         latency = (time.perf_counter() - start) / len(batch)
-        new_tokens = output[:, encoded["input_ids"].shape[1] :].tolist()
-        eos = _eos_ids(self.model, self.tokenizer)
         results = []
-        for b, request in enumerate(batch):
-            rows = [_cut_at_eos(new_tokens[b * first.n + j], eos) for j in range(first.n)]
-            texts = [trim_at_stop(self.tokenizer.decode(row, skip_special_tokens=True), request.stop) for row in rows]
-            completion = sum(len(row) for row in rows)
-            usage = {"prompt_tokens": len(ids[b]), "completion_tokens": completion}
+        for request, prompt, samples in zip(batch, ids, completions):
+            completion = sum(len(c.token_ids) for c in samples)
+            usage = {"prompt_tokens": len(prompt), "completion_tokens": completion}
             usage["total_tokens"] = usage["prompt_tokens"] + completion
+            texts = [c.text for c in samples]
             results.append(CompletionResult(request.key, texts, usage=usage, latency_s=latency))
         return results
-
-
-def _cut_at_eos(row: list[int], eos: set[int]) -> list[int]:
-    """Generated ids up to the first EOS (exclusive; padding after EOS is EOS or pad)."""
-    for i, token in enumerate(row):
-        if token in eos:
-            return row[:i]
-    return row
-
-
-def _eos_ids(model: Any, tokenizer: Any) -> set[int]:
-    ids = getattr(model.generation_config, "eos_token_id", None)
-    found = set(ids if isinstance(ids, list) else [ids] if ids is not None else [])
-    if tokenizer.eos_token_id is not None:
-        found.add(tokenizer.eos_token_id)
-    if tokenizer.pad_token_id is not None:
-        found.add(tokenizer.pad_token_id)
-    return found
 
 
 def _resolve_device(device: str) -> str:
@@ -157,18 +159,19 @@ def _resolve_device(device: str) -> str:
     return device
 
 
-def _load(cfg: TeacherConfig, device: torch.device) -> tuple[Any, Any, ResolvedPrecision]:
+def _load(config: TeacherConfig, device: torch.device) -> tuple[Any, Any, ResolvedPrecision]:
     """Model, tokenizer and the precision to autocast in (fp32 when the weights are already in its dtype)."""
     import torch
     from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
 
     from cotdistill.models.pull import resolve_model
 
+    cfg = config.section(HFTeacherConfig)
     name = resolve_model(cfg.model)
     extra = {"gguf_file": cfg.gguf_file} if cfg.gguf_file else {}
     try:
-        config = AutoConfig.from_pretrained(name, trust_remote_code=cfg.trust_remote_code, **extra)
-        precision = resolve_precision(cfg.precision, config, device, purpose="generate", key="teacher.precision")
+        model_config = AutoConfig.from_pretrained(name, trust_remote_code=cfg.trust_remote_code, **extra)
+        precision = resolve_precision(cfg.precision, model_config, device, purpose="generate", key="teacher.precision")
         tokenizer = AutoTokenizer.from_pretrained(name, trust_remote_code=cfg.trust_remote_code, **extra)
         weights = precision.dtype if device.type == "cuda" else torch.float32  # CPUs: autocast measured faster
         model = AutoModelForCausalLM.from_pretrained(
@@ -184,6 +187,6 @@ def _load(cfg: TeacherConfig, device: torch.device) -> tuple[Any, Any, ResolvedP
     return model.to(device), tokenizer, autocast_in
 
 
-@register_teacher("hf")
+@register_teacher("hf", HFTeacherConfig)
 def build_hf(cfg: TeacherConfig) -> HFTeacher:
     return HFTeacher(cfg)

@@ -23,10 +23,13 @@ import asyncio
 import logging
 import os
 import random
+import re
 import threading
 import time
 from collections.abc import Coroutine, Sequence
-from typing import Any, TypeVar
+from dataclasses import dataclass, field
+from typing import Any, Literal, TypeVar
+from urllib.parse import urlsplit
 
 import httpx
 
@@ -36,17 +39,72 @@ from cotdistill.teachers.base import (
     CompletionResult,
     TeacherConfig,
     TeacherRefusedError,
+    check_top_p,
     register_teacher,
     trim_at_stop,
 )
 
 T = TypeVar("T")
+ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 logger = logging.getLogger(__name__)
 
 RETRY_STATUS = frozenset({408, 409, 425, 429}) | frozenset(range(500, 600))
 REFUSED_STATUS = frozenset({401, 403, 404})
 USAGE_KEYS = ("prompt_tokens", "completion_tokens", "total_tokens")
+
+
+@dataclass
+class OpenAITeacherConfig:
+    """The ``openai`` backend's settings (``TeacherConfig.options``); the key itself is never one."""
+
+    model: str = field(default="", metadata={"help": "the served model name"})
+    base_url: str = field(
+        default="http://127.0.0.1:8000/v1", metadata={"help": "the server's OpenAI-compatible base URL (ends in /v1)"}
+    )
+    api: Literal["auto", "chat", "completions"] = field(
+        default="auto", metadata={"help": "endpoint; auto uses chat for messages and completions for plain prompts"}
+    )
+    api_key_env: str = field(
+        default="OPENAI_API_KEY",
+        metadata={"help": "name of the environment variable holding the API key (read, never saved)"},
+    )
+    concurrency: int = field(default=8, metadata={"help": "requests in flight at once"})
+    timeout_s: float = field(default=120.0, metadata={"help": "seconds before one attempt is abandoned"})
+    max_retries: int = field(
+        default=4, metadata={"help": "retries on 429/5xx/connection errors/timeouts/malformed replies"}
+    )
+    backoff_s: float = field(default=0.5, metadata={"help": "first retry delay; doubles per retry, jittered"})
+    backoff_max_s: float = field(default=30.0, metadata={"help": "longest delay between retries"})
+    native_n: bool = field(
+        default=True, metadata={"help": "send n>1 as the API's `n`; false issues n separate requests"}
+    )
+    top_p: float = field(default=1.0, metadata={"help": "nucleus sampling mass when temperature > 0"})
+    seed: int = field(default=0, metadata={"help": "sent as `seed` when not 0"})
+
+    def __post_init__(self) -> None:
+        if not self.model:
+            raise ValueError("backend 'openai' needs `model` (the served model name)")
+        if self.concurrency < 1:
+            raise ValueError(f"concurrency must be >= 1, got {self.concurrency}")
+        if self.max_retries < 0:
+            raise ValueError(f"max_retries must be >= 0, got {self.max_retries}")
+        for name in ("timeout_s", "backoff_max_s"):
+            if getattr(self, name) <= 0:
+                raise ValueError(f"{name} must be > 0, got {getattr(self, name)}")
+        if self.backoff_s < 0:
+            raise ValueError(f"backoff_s must be >= 0, got {self.backoff_s}")
+        check_top_p(self.top_p)
+        if not ENV_NAME.fullmatch(self.api_key_env):
+            # never echo the value: it is often the key itself, typed into the wrong field
+            raise ValueError(
+                "api_key_env must be the name of an environment variable (letters, digits and '_', "
+                "e.g. OPENAI_API_KEY), not the key; put the key in that variable"
+            )
+        parts = urlsplit(self.base_url)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            shown = strip_url_credentials(self.base_url)
+            raise ValueError(f"base_url must be an http(s) URL such as http://127.0.0.1:8000/v1, got {shown!r}")
 
 
 class _Failure(Exception):
@@ -76,10 +134,10 @@ class _LoopThread:
 
 
 class OpenAITeacher:
-    """Completes requests against ``cfg.base_url`` with model ``cfg.model``."""
+    """Completes requests against ``cfg.base_url`` with model ``cfg.model`` (``cfg``: its ``OpenAITeacherConfig``)."""
 
-    def __init__(self, cfg: TeacherConfig):
-        self.cfg = cfg
+    def __init__(self, config: TeacherConfig):
+        self.cfg = cfg = config.section(OpenAITeacherConfig)
         self.id = f"openai:{cfg.model}"
         self.base_url = strip_url_credentials(cfg.base_url).rstrip("/") + "/"
         self._headers = {"Content-Type": "application/json"}
@@ -300,6 +358,6 @@ def _retry_after(value: str | None) -> float | None:
         return None
 
 
-@register_teacher("openai")
+@register_teacher("openai", OpenAITeacherConfig)
 def build_openai(cfg: TeacherConfig) -> OpenAITeacher:
     return OpenAITeacher(cfg)

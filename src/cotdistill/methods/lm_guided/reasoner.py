@@ -1,5 +1,7 @@
 """The frozen reasoner: any teacher backend answering from question + context (+ rationale).
 
+A local reasoner is the ``hf`` teacher, so its generation runs on ``models.generation``'s engine.
+
 The reasoner is never trained. Every call goes through ``Reasoner.complete``, which batches all
 prompts of a call into one ``teacher.complete`` and caches the texts per full request
 (teacher id, prompt, which embeds the rationale, sampling settings) in memory and in an
@@ -199,8 +201,11 @@ class Reasoner:
 def resolve_reasoner(cfg: TeacherConfig) -> TeacherConfig:
     """An ``hf`` reasoner naming a preset points at its directory, pulled now rather than after training."""
     from cotdistill.models.pull import resolve_model
+    from cotdistill.teachers.hf_local import HFTeacherConfig
 
-    return dataclasses.replace(cfg, model=resolve_model(cfg.model)) if cfg.backend == "hf" else cfg
+    if not isinstance(cfg.options, HFTeacherConfig):
+        return cfg
+    return TeacherConfig(cfg.backend, dataclasses.replace(cfg.options, model=resolve_model(cfg.options.model)))
 
 
 def default_reasoner() -> TeacherConfig:

@@ -25,6 +25,7 @@ from typing import Any
 from cotdistill.console import progress
 from cotdistill.io import JsonlAppender, atomic_write_text
 from cotdistill.methods.redis.prompts import apply_prompt, extract_rule, rule_prompt
+from cotdistill.methods.redis.requests import ApplyRequest, RuleRequest
 from cotdistill.tasks.inductive import RuleTask, get_domain
 from cotdistill.teachers.base import CompletionRequest, Teacher
 
@@ -121,7 +122,7 @@ def _augment_batch(
                 n=cfg.num_rules,
                 temperature=cfg.rule_temperature,
                 max_tokens=cfg.rule_max_tokens,
-                meta={"redis": "rules", "task_idx": t.idx},
+                subject=RuleRequest(t.idx),
             )
             for t in batch
         ]
@@ -140,7 +141,7 @@ def _augment_batch(
             messages=_chat(apply_prompt(rule, pair.input)),
             temperature=cfg.apply_temperature,
             max_tokens=cfg.apply_max_tokens,
-            meta={"redis": "apply", "task_idx": task.idx, "rule": rule, "input": pair.input},
+            subject=ApplyRequest(task.idx, rule, pair.input),
         )
         for task in batch
         for r, rule in enumerate(counts[task.idx])

@@ -2,10 +2,10 @@
 
 For procedurally generated tasks the true rule is known, so no LM is needed to run the pipeline:
 
-* a rule-generation request (``meta = {"redis": "rules", "task_idx": ...}``) gets ``n`` samples,
+* a rule-generation request (``subject = RuleRequest(task_idx)``) gets ``n`` samples,
   each the true rule with probability ``p_true`` and otherwise one of the task's plausible wrong
   rules (``Domain.perturb``: other parameters, another rule family, a flipped status...);
-* a rule-following request (``meta = {"redis": "apply", "task_idx", "rule", "input"}``) gets
+* a rule-following request (``subject = ApplyRequest(task_idx, rule, input)``) gets
   ``Output: <rule applied to input>`` when the rule is one the oracle can state for that task,
   ``Output: none`` when the rule does not apply to the input, and an error otherwise.
 
@@ -18,6 +18,7 @@ from __future__ import annotations
 import random
 from collections.abc import Mapping, Sequence
 
+from cotdistill.methods.redis.requests import ApplyRequest, RuleRequest
 from cotdistill.tasks.inductive import GeneratedTask, Rule, RuleError, get_domain
 from cotdistill.teachers.base import CompletionRequest, CompletionResult
 
@@ -55,12 +56,14 @@ class RuleOracle:
         return [self._one(r) for r in requests]
 
     def _one(self, request: CompletionRequest) -> CompletionResult:
-        task = self.tasks.get(str(request.meta.get("task_idx")))
+        subject = request.subject
+        if not isinstance(subject, (RuleRequest, ApplyRequest)):
+            return CompletionResult(request.key, [], error="rule-oracle: not a ReDis rule or apply request")
+        task = self.tasks.get(subject.task_idx)
         if task is None or task.rule is None:
             return CompletionResult(request.key, [], error="rule-oracle: unknown task or task without a known rule")
         pool = self.pool(task)
-        kind = request.meta.get("redis")
-        if kind == "rules":
+        if isinstance(subject, RuleRequest):
             rng = random.Random(f"{self.seed}:{request.key}")
             wrong = [t for t in pool if t != task.rule.text]
             texts = [
@@ -68,13 +71,11 @@ class RuleOracle:
                 for _ in range(request.n)
             ]
             return CompletionResult(request.key, texts)
-        if kind == "apply":
-            rule = pool.get(str(request.meta.get("rule")))
-            if rule is None:
-                return CompletionResult(request.key, [], error="rule-oracle: can only apply rules it stated")
-            try:
-                output = rule.apply(str(request.meta.get("input")))
-            except RuleError:
-                output = "none"
-            return CompletionResult(request.key, [f"Output: {output}"] * request.n)
-        return CompletionResult(request.key, [], error=f"rule-oracle: unknown request kind {kind!r}")
+        rule = pool.get(subject.rule)
+        if rule is None:
+            return CompletionResult(request.key, [], error="rule-oracle: can only apply rules it stated")
+        try:
+            output = rule.apply(subject.input)
+        except RuleError:
+            output = "none"
+        return CompletionResult(request.key, [f"Output: {output}"] * request.n)

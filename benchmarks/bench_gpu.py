@@ -86,16 +86,17 @@ def worker(args: argparse.Namespace) -> None:
     """One SFT measurement (this process may be under ``accelerate launch``); writes ``args.out``."""
     from bench_sft import StepClock, mixed_cot
     from cotdistill.methods import TrainConfig, TrainData
-    from cotdistill.methods.sft import SFT, SFTConfig, SFTTrainer
+    from cotdistill.methods.sft import SFT, SFTMethodConfig
+    from cotdistill.methods.student_trainer import StudentTrainer
     from cotdistill.models import StudentConfig, load_student
 
     examples = mixed_cot(64)
     student = load_student(StudentConfig(model=args.model))
     params = sum(p.numel() for p in student.model.parameters())
-    rows = SFT().build_rows(student, TrainData(examples), SFTConfig(), TrainConfig())
+    rows = SFT().build_rows(student, TrainData(examples), SFTMethodConfig(), TrainConfig())
     train = TrainConfig(max_steps=args.steps, batch_size=args.batch_size, progress=False, logging_steps=1000)
     with tempfile.TemporaryDirectory() as tmp:
-        trainer = SFTTrainer(student, rows, train, tmp)
+        trainer = StudentTrainer(student, rows, train, tmp)
         trainer.args.include_num_input_tokens_seen = "non_padding"
         clock = StepClock()
         trainer.add_callback(clock)

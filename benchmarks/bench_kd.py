@@ -6,7 +6,7 @@ student instead, for machines without the weights). Every mode runs the real tra
 (``training_step`` = forward, loss, backward; then the AdamW step) on one fixed micro-batch of
 ``--rows`` oracle CoT rows, each on its own copy of the same initial student. Modes:
 
-* ``sft``: cross-entropy only (``SFTTrainer``);
+* ``sft``: cross-entropy only (``StudentTrainer``);
 * ``kd-online``: the teacher runs on the batch, full-vocabulary forward KL (``KDTrainer``);
 * ``kd-topk``: forward KL against the offline top-k cache (built first; its build time is reported).
 
@@ -43,7 +43,8 @@ from cotdistill.methods.data import IGNORE_INDEX, Collator
 from cotdistill.methods.kd.config import KDConfig, KDTeacherConfig
 from cotdistill.methods.kd.method import KD
 from cotdistill.methods.kd.trainer import KDTrainer
-from cotdistill.methods.sft import SFTConfig, SFTTrainer
+from cotdistill.methods.sft import SFTMethodConfig
+from cotdistill.methods.student_trainer import StudentTrainer
 from cotdistill.models import Student, StudentConfig, TinyConfig, load_student
 from cotdistill.models.prune import keep_decoder_layers
 from cotdistill.models.pull import cached_path
@@ -78,9 +79,9 @@ def load_models(name: str, data: TrainData, tmp: Path) -> tuple[Student, str, st
     return student, teacher, f"student {name} pruned to {layers} layers ({params:.1f}M parameters), teacher {teacher}"
 
 
-def mode_config(mode: str, teacher: str, cache_dir: Path) -> KDConfig | SFTConfig:
+def mode_config(mode: str, teacher: str, cache_dir: Path) -> KDConfig | SFTMethodConfig:
     if mode == "sft":
-        return SFTConfig()
+        return SFTMethodConfig()
     source = "online" if mode == "kd-online" else "topk"
     return KDConfig(teacher=KDTeacherConfig(model=teacher), source=source, top_k=20, cache_dir=str(cache_dir))
 
@@ -93,7 +94,7 @@ def build_trainer(mode: str, base: Student, teacher: str, data: TrainData, train
     rows = method.build_rows(student, data, config, train)
     started = time.perf_counter()
     if mode == "sft":
-        trainer: Any = SFTTrainer(student, rows, train, out / mode, method_config=config)
+        trainer: Any = StudentTrainer(student, rows, train, out / mode, method_config=config)
     else:
         source = method.teacher_source(student, data, train, config)
         trainer = KDTrainer(student, rows, train, out / mode, method_config=config, teacher_source=source)

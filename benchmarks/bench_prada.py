@@ -1,6 +1,6 @@
 """Training step time of PRADA vs SFT on the same model and the same batch, in one run.
 
-Every mode runs the real trainer code path (``SFTTrainer`` / ``PRADATrainer``: ``training_step``
+Every mode runs the real trainer code path (``StudentTrainer`` / ``PRADATrainer``: ``training_step``
 = forward, loss, backward; then the AdamW step) on one fixed micro-batch of ``--labelled``
 source rows (question + rationale) and ``--unlabelled`` target questions, each mode on its own
 copy of the same initial student. Modes:
@@ -38,7 +38,7 @@ import torch
 from cotdistill.methods.base import TrainConfig, TrainData
 from cotdistill.methods.data import IGNORE_INDEX, Collator
 from cotdistill.methods.prada import PRADA, PRADAConfig, PRADATrainer
-from cotdistill.methods.sft import SFTTrainer
+from cotdistill.methods.student_trainer import StudentTrainer
 from cotdistill.models import LoraSettings, Student
 from cotdistill.models.lora import apply_lora
 from cotdistill.models.pull import cached_path
@@ -105,7 +105,7 @@ def build_trainer(
             student, rows, train, out / mode, method_config=config, extra_modules=extra, domain_classes=classes
         )
     else:
-        trainer = SFTTrainer(student, rows, train, out / mode, method_config=config)
+        trainer = StudentTrainer(student, rows, train, out / mode, method_config=config)
     trainer.create_optimizer()
     trainer.current_gradient_accumulation_steps = 1
     trainer.model.train()

@@ -34,7 +34,8 @@ from transformers import TrainerCallback
 
 from cotdistill.methods import TrainConfig, TrainData
 from cotdistill.methods.data import Collator, LengthGroupedSampler
-from cotdistill.methods.sft import SFT, SFTConfig, SFTTrainer, rationale_target
+from cotdistill.methods.sft import SFT, SFTMethodConfig, rationale_target
+from cotdistill.methods.student_trainer import StudentTrainer
 from cotdistill.models import StudentConfig, load_student
 from cotdistill.models.pull import cached_path
 from cotdistill.precision import ResolvedPrecision, autocast, cpu_bf16_flags, resolve_precision, trainer_flags
@@ -96,11 +97,11 @@ def mixed_cot(n_per_domain: int) -> list:
 
 def run_cotdistill(student_cfg, examples, corpus, args, out, precision: str) -> StepClock:
     student = load_student(student_cfg, corpus)
-    rows = SFT().build_rows(student, TrainData(examples), SFTConfig(), TrainConfig())
+    rows = SFT().build_rows(student, TrainData(examples), SFTMethodConfig(), TrainConfig())
     train = TrainConfig(
         max_steps=args.steps, batch_size=args.batch_size, progress=False, logging_steps=1000, precision=precision
     )
-    trainer = SFTTrainer(student, rows, train, out)
+    trainer = StudentTrainer(student, rows, train, out)
     trainer.args.include_num_input_tokens_seen = "non_padding"
     clock = StepClock()
     trainer.add_callback(clock)
@@ -146,7 +147,7 @@ def run_trl(student_cfg, examples, corpus, args, out, precision: ResolvedPrecisi
 def run_torch_loop(student_cfg, examples, corpus, args, precision: ResolvedPrecision) -> StepClock:
     """Plain loop: length-sorted padded batches, autocast forward with the model's own loss, AdamW."""
     student = load_student(student_cfg, corpus)
-    rows = SFT().build_rows(student, TrainData(examples), SFTConfig(), TrainConfig())
+    rows = SFT().build_rows(student, TrainData(examples), SFTMethodConfig(), TrainConfig())
     sampler = LengthGroupedSampler([len(r["input_ids"]) for r in rows], args.batch_size, seed=0)
     order = list(sampler)
     collate = Collator(student.tokenizer.pad_token_id)

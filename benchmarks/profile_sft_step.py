@@ -21,7 +21,8 @@ from transformers import TrainerCallback
 
 from bench_sft import mixed_cot  # the same CoT rows as the throughput benchmark (benchmarks/ is on sys.path)
 from cotdistill.methods import TrainConfig, TrainData
-from cotdistill.methods.sft import SFT, SFTConfig, SFTTrainer
+from cotdistill.methods.sft import SFT, SFTMethodConfig
+from cotdistill.methods.student_trainer import StudentTrainer
 from cotdistill.models import StudentConfig, load_student
 from cotdistill.models.pull import cached_path
 
@@ -55,7 +56,7 @@ def main() -> None:
 
     examples = mixed_cot(8)
     student = load_student(StudentConfig(model=args.model), [f"{e.question} {e.rationale}" for e in examples])
-    rows = SFT().build_rows(student, TrainData(examples), SFTConfig(), TrainConfig())
+    rows = SFT().build_rows(student, TrainData(examples), SFTMethodConfig(), TrainConfig())
     train = TrainConfig(
         max_steps=args.steps + 1,
         batch_size=args.batch_size,
@@ -65,7 +66,7 @@ def main() -> None:
     )
     callback = ProfileSteps(args.steps)
     with tempfile.TemporaryDirectory() as tmp:
-        trainer = SFTTrainer(student, rows, train, tmp)
+        trainer = StudentTrainer(student, rows, train, tmp)
         trainer.add_callback(callback)
         trainer.train()
     table = callback.profiler.key_averages().table(sort_by="self_cpu_time_total", row_limit=args.rows)

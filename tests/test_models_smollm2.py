@@ -6,7 +6,7 @@ import pytest
 
 from cotdistill.errors import CotDistillError
 from cotdistill.methods import TrainConfig, TrainData
-from cotdistill.methods.sft import SFT, SFTConfig
+from cotdistill.methods.sft import SFT, SFTMethodConfig
 from cotdistill.models import LoraSettings, Student, StudentConfig, load_student
 from cotdistill.models.pull import cached_path, pull
 from cotdistill.tasks import get_task
@@ -31,7 +31,7 @@ def test_smollm2_lora_sft_trains_saves_reloads_and_generates(smollm2_dir, tmp_pa
     assert student.uses_chat_template and student.is_peft
     before = {n: p.detach().clone() for n, p in student.model.named_parameters() if p.requires_grad}
     settings = TrainConfig(max_steps=2, batch_size=4, lr=1e-3, logging_steps=1, progress=False)
-    student = SFT().train(student, TrainData(train), settings, SFTConfig(), tmp_path)
+    student = SFT().train(student, TrainData(train), settings, SFTMethodConfig(), tmp_path)
     changed = [n for n, p in student.model.named_parameters() if n in before and not p.equal(before[n])]
     assert changed, "LoRA weights did not change"
     loaded = Student.load(tmp_path / "final")

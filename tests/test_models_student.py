@@ -11,7 +11,7 @@ from torch import nn
 
 from cotdistill.errors import ConfigError, CotDistillError
 from cotdistill.methods.data import Collator, make_row
-from cotdistill.methods.sft import StudentModule
+from cotdistill.methods.student_module import StudentModule
 from cotdistill.models import LoraSettings, Student, StudentConfig, TinyConfig, load_student
 from cotdistill.models.student import plain_prompt
 from cotdistill.nn.soft_prompt import register_soft_prompt

@@ -74,7 +74,7 @@ def test_bad_chunk_size_is_refused():
 
 
 def test_the_sft_loss_takes_the_chunked_path_for_large_logits_with_the_same_result(monkeypatch):
-    from cotdistill.methods import sft
+    from cotdistill.methods import student_module as sft
 
     hidden, weight, targets, token_weight = inputs(n=40, h=8, v=30)
     head = torch.nn.Linear(8, 30, bias=False)

@@ -10,7 +10,8 @@ from cotdistill.config import from_dict
 from cotdistill.errors import ConfigError, CotDistillError
 from cotdistill.methods import TrainConfig, TrainData, get_method
 from cotdistill.methods.prada import DISCRIMINATOR, MixedBatchSampler, PRADAConfig
-from cotdistill.methods.sft import EXTRA_FILE, FINAL_DIR, SUMMARY_FILE
+from cotdistill.methods.sft import FINAL_DIR, SUMMARY_FILE
+from cotdistill.methods.student_trainer import EXTRA_FILE
 from cotdistill.models import Student, StudentConfig, load_student
 from cotdistill.nn import SoftPrompt, SoftPromptConfig, adversarial_lambda
 from cotdistill.tasks import Example

@@ -14,7 +14,8 @@ from cotdistill import precision as precision_module
 from cotdistill.config import from_dict
 from cotdistill.errors import ConfigError
 from cotdistill.methods import TrainConfig, TrainData
-from cotdistill.methods.sft import SFT, SUMMARY_FILE, SFTConfig, SFTTrainer
+from cotdistill.methods.sft import SFT, SUMMARY_FILE, SFTMethodConfig
+from cotdistill.methods.student_trainer import StudentTrainer
 from cotdistill.models import Student, StudentConfig, TinyConfig, load_student
 from cotdistill.precision import (
     AUTO_BF16_MIN_HIDDEN,
@@ -146,9 +147,9 @@ def fresh_student() -> Student:
 def test_trainer_runs_mixed_precision_with_fp32_master_weights(tmp_path, caplog, monkeypatch):
     monkeypatch.setattr(precision_module, "_announced", set())  # earlier tests may have announced it
     student = fresh_student()
-    rows = SFT().build_rows(student, TrainData(examples(8)), SFTConfig(), TrainConfig())
+    rows = SFT().build_rows(student, TrainData(examples(8)), SFTMethodConfig(), TrainConfig())
     with caplog.at_level(logging.INFO, logger="cotdistill.precision"):
-        trainer = SFTTrainer(student, rows, TrainConfig(max_steps=1, precision="bf16", progress=False), tmp_path)
+        trainer = StudentTrainer(student, rows, TrainConfig(max_steps=1, precision="bf16", progress=False), tmp_path)
     assert trainer.args.bf16 and not trainer.args.fp16
     assert trainer.accelerator.mixed_precision == "bf16"
     assert "training: precision bf16" in caplog.text
@@ -164,7 +165,7 @@ def losses(precision: str, out: Path) -> tuple[float, float, Student]:
     train = TrainConfig(
         max_steps=PARITY_STEPS, lr=3e-3, batch_size=8, logging_steps=5, precision=precision, progress=False
     )
-    SFT().train(student, TrainData(examples(40)), train, SFTConfig(), out)
+    SFT().train(student, TrainData(examples(40)), train, SFTMethodConfig(), out)
     log = json.loads((out / SUMMARY_FILE).read_text())["log"]
     history = [entry["loss"] for entry in log if "loss" in entry]
     return history[0], sum(history[-2:]) / 2, student

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from cotdistill.methods.redis.pairs import PreferencePair, SFTItem
-from cotdistill.methods.redis.train import TrainSettings, align, preference_rows, sft, tokenize_sft
+from cotdistill.methods.redis.train import ReDisTrainConfig, align, preference_rows, sft, tokenize_sft
 from cotdistill.models import StudentConfig, TinyConfig, load_student
 from cotdistill.pipelines import load_recipe
 from cotdistill.report.runs import read_report, runs_of
@@ -52,7 +52,7 @@ def test_preference_rows_drop_pairs_that_do_not_fit():
 @pytest.mark.parametrize(("method", "finetune"), [("orpo", "full"), ("dpo", "full"), ("dpo", "lora")])
 def test_alignment_step_updates_the_student(tmp_path, method, finetune):
     student = _student(finetune)
-    settings = TrainSettings(align_epochs=1, align_lr=1e-2, batch_size=4, max_length=128)
+    settings = ReDisTrainConfig(align_epochs=1, align_lr=1e-2, batch_size=4, max_length=128)
     lora = StudentConfig().lora if finetune == "lora" else None
     before = _weights(student.model.merge_and_unload() if student.is_peft else student.model)
     aligned = align(_student(finetune), PAIRS, settings, tmp_path, lora, method)  # same seed: same initial weights
@@ -72,7 +72,9 @@ def _completion_nll(student, prompt: str, completion: str) -> float:
 def test_sft_lowers_the_loss_of_the_targets(tmp_path):
     items = [SFTItem("rule_generation", "t", "list_functions", PROMPT, "Reverse the list.")] * 8
     before = _completion_nll(_student(), PROMPT, "Reverse the list.")
-    student = sft(_student(), items, TrainSettings(sft_epochs=2, sft_lr=1e-2, batch_size=4, max_length=128), tmp_path)
+    student = sft(
+        _student(), items, ReDisTrainConfig(sft_epochs=2, sft_lr=1e-2, batch_size=4, max_length=128), tmp_path
+    )
     assert _completion_nll(student, PROMPT, "Reverse the list.") < before - 0.5
 
 
@@ -164,7 +166,7 @@ def test_preference_trainers_tokenise_one_bos_and_the_generation_prompt(tmp_path
     student = _pair_student()
     pairs = [PreferencePair("t", "list_functions", PROMPT, "Reverse the list.", "Sort the list.", 2, 0)]
     trainer = preference_trainer(
-        student, preference_rows(student, pairs, 512, loss), TrainSettings(max_length=512), loss, tmp_path
+        student, preference_rows(student, pairs, 512, loss), ReDisTrainConfig(max_length=512), loss, tmp_path
     )
     row = trainer.train_dataset[0]
     prompt_ids = student.encode_prompt(student.prompt(PROMPT))
@@ -203,7 +205,7 @@ def test_orpo_nll_is_the_chosen_responses_nll_only(tmp_path):
         PreferencePair("t", "list_functions", PROMPT, "Reverse the list.", "Sort the list.", 2, 0),
         PreferencePair("t", "list_functions", PROMPT + "\nInput: [3]\nOutput: [3]", "Sort the list.", "Nothing.", 2, 0),
     ]
-    settings = TrainSettings(batch_size=2, max_length=512)
+    settings = ReDisTrainConfig(batch_size=2, max_length=512)
     trainer = preference_trainer(student, preference_rows(student, pairs, 512, "orpo"), settings, "orpo", tmp_path)
     batch = next(iter(trainer.get_train_dataloader()))
     with torch.no_grad():

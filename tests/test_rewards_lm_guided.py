@@ -11,12 +11,12 @@ from cotdistill.errors import ConfigError
 from cotdistill.methods.lm_guided.rewarder import RewardConfig
 from cotdistill.methods.lm_guided.rewards import (
     REWARDS,
+    LengthBounds,
     combine,
     consistency,
     exact_match,
     f1_score,
     judge,
-    length_bounds,
     no_repetition,
     support_coverage,
     token_f1,
@@ -69,14 +69,14 @@ def test_no_repetition_sees_digit_and_punctuation_runs():
 
 
 def test_length_bounds():
-    got = length_bounds(["w " * 4, "w " * 10, "w " * 90, "w " * 200], min_words=8, max_words=60)
+    got = LengthBounds(min_words=8, max_words=60)(["w " * 4, "w " * 10, "w " * 90, "w " * 200])
     assert got == [0.5, 1.0, 0.5, 0.0]
 
 
 def test_length_bounds_counts_numbers_in_chunks():
     """One unbroken digit string is not one word: it counts a word per 4 digits."""
-    assert length_bounds(["12" * 16], min_words=8, max_words=60) == [1.0]
-    assert length_bounds(["born in 1919."], min_words=8, max_words=60) == [3 / 8]
+    assert LengthBounds(min_words=8, max_words=60)(["12" * 16]) == [1.0]
+    assert LengthBounds(min_words=8, max_words=60)(["born in 1919."]) == [3 / 8]
 
 
 def test_judge_passes_the_rating_through():

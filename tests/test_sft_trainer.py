@@ -15,7 +15,9 @@ from transformers import TrainerCallback
 
 from cotdistill.methods import METHODS, TrainConfig, TrainData
 from cotdistill.methods.data import IGNORE_INDEX, Collator, LengthGroupedSampler
-from cotdistill.methods.sft import SFT, SFTConfig, SFTTrainer, StudentModule, TrainingDivergedError
+from cotdistill.methods.sft import SFT, SFTMethodConfig
+from cotdistill.methods.student_module import StudentModule
+from cotdistill.methods.student_trainer import StudentTrainer, TrainingDivergedError
 from cotdistill.models import Student, StudentConfig, TinyConfig, load_student
 from cotdistill.tasks import Example
 
@@ -42,7 +44,7 @@ def test_sft_is_registered():
 def test_rows_put_the_loss_on_the_completion_only():
     student = fresh_student()
     example = examples(3)[2]
-    (row,) = SFT().build_rows(student, TrainData([example]), SFTConfig(), TrainConfig())
+    (row,) = SFT().build_rows(student, TrainData([example]), SFTMethodConfig(), TrainConfig())
     prompt_ids = student.encode_prompt(student.prompt(example.question))
     n = len(prompt_ids)
     assert row["input_ids"][:n] == prompt_ids
@@ -56,18 +58,18 @@ def test_rows_use_the_domain_instruction_when_given():
     student = fresh_student()
     example = examples(1)[0]
     data = TrainData([example], instructions={"toy": "Say it."})
-    (row,) = SFT().build_rows(student, data, SFTConfig(), TrainConfig())
+    (row,) = SFT().build_rows(student, data, SFTMethodConfig(), TrainConfig())
     assert row["input_ids"][: len(student.encode_prompt(student.prompt(example.question, "Say it.")))] == (
         student.encode_prompt(student.prompt(example.question, "Say it."))
     )
-    (bare,) = SFT().build_rows(student, data, SFTConfig(use_instruction=False), TrainConfig())
+    (bare,) = SFT().build_rows(student, data, SFTMethodConfig(use_instruction=False), TrainConfig())
     assert len(bare["input_ids"]) < len(row["input_ids"])
 
 
 def test_multitask_rows_and_weighted_loss():
     student = fresh_student()
     data = TrainData(examples(2))
-    rows = SFT().build_rows(student, data, SFTConfig(multitask=True, alpha=0.25), TrainConfig())
+    rows = SFT().build_rows(student, data, SFTMethodConfig(multitask=True, alpha=0.25), TrainConfig())
     assert len(rows) == 4 and [r["weight"] for r in rows] == [0.25, 0.75, 0.25, 0.75]
     label_text = student.tokenizer.decode(
         [t for t in rows[1]["labels"] if t != IGNORE_INDEX], skip_special_tokens=True
@@ -82,7 +84,7 @@ def test_multitask_rows_and_weighted_loss():
         plain = module(**{**batch, "weight": torch.ones(4)}).loss_sum
     assert torch.allclose(weighted, sum(r["weight"] * loss for r, loss in zip(rows, per_row)), atol=1e-4)
     assert torch.allclose(plain, sum(per_row), atol=1e-4)
-    only_rationale = SFT().build_rows(student, data, SFTConfig(multitask=True, alpha=1.0), TrainConfig())
+    only_rationale = SFT().build_rows(student, data, SFTMethodConfig(multitask=True, alpha=1.0), TrainConfig())
     assert len(only_rationale) == 2
 
 
@@ -110,16 +112,16 @@ def test_gradient_accumulation_normalises_by_all_completion_tokens(tmp_path):
     grads = []
     for batch_size, accum in ((4, 1), (2, 2), (1, 4)):
         student = fresh_student()
-        rows = SFT().build_rows(student, TrainData(data), SFTConfig(), TrainConfig())
+        rows = SFT().build_rows(student, TrainData(data), SFTMethodConfig(), TrainConfig())
         train = TrainConfig(max_steps=1, batch_size=batch_size, grad_accum=accum, max_grad_norm=0.0, progress=False)
-        trainer = SFTTrainer(student, rows, train, tmp_path / f"run{batch_size}")
+        trainer = StudentTrainer(student, rows, train, tmp_path / f"run{batch_size}")
         capture = GradCapture()
         trainer.add_callback(capture)
         trainer.train()
         grads.append(capture.grads)
     reference = fresh_student()
     module = StudentModule(reference)
-    out = module(**Collator(0)(SFT().build_rows(reference, TrainData(data), SFTConfig(), TrainConfig())))
+    out = module(**Collator(0)(SFT().build_rows(reference, TrainData(data), SFTMethodConfig(), TrainConfig())))
     (out.loss_sum / out.num_tokens).backward()
     expected = {f"model.{n}": p.grad for n, p in reference.model.named_parameters()}
     for captured in grads:
@@ -142,27 +144,27 @@ class Kill(TrainerCallback):
 def test_resume_ends_like_an_uninterrupted_run(tmp_path, monkeypatch):
     data = TrainData(examples(10))
     train = TrainConfig(max_steps=8, batch_size=2, lr=3e-3, save_steps=3, logging_steps=1, progress=False)
-    whole = SFT().train(fresh_student(), data, train, SFTConfig(), tmp_path / "whole")
+    whole = SFT().train(fresh_student(), data, train, SFTMethodConfig(), tmp_path / "whole")
 
     killer = Kill(5)  # 5 steps per epoch: the resumed run restarts mid-epoch and crosses an epoch
-    original_init = SFTTrainer.__init__
+    original_init = StudentTrainer.__init__
 
     def init_with_kill(self, *args, **kwargs):
         original_init(self, *args, **kwargs)
         self.add_callback(killer)
 
-    monkeypatch.setattr(SFTTrainer, "__init__", init_with_kill)
+    monkeypatch.setattr(StudentTrainer, "__init__", init_with_kill)
     with pytest.raises(KeyboardInterrupt):
-        SFT().train(fresh_student(), data, train, SFTConfig(), tmp_path / "killed")
-    monkeypatch.setattr(SFTTrainer, "__init__", original_init)
+        SFT().train(fresh_student(), data, train, SFTMethodConfig(), tmp_path / "killed")
+    monkeypatch.setattr(StudentTrainer, "__init__", original_init)
     assert (tmp_path / "killed" / "checkpoint-3" / "student.json").exists()
     assert not (tmp_path / "killed" / "final").exists()
 
-    resumed = SFT().train(fresh_student(), data, train, SFTConfig(), tmp_path / "killed", resume=True)
+    resumed = SFT().train(fresh_student(), data, train, SFTMethodConfig(), tmp_path / "killed", resume=True)
     for (name, a), b in zip(whole.model.state_dict().items(), resumed.model.state_dict().values()):
         assert torch.allclose(a, b, atol=1e-6), name
     assert (tmp_path / "killed" / "final" / "model.safetensors").exists()
-    again = SFT().train(fresh_student(), data, train, SFTConfig(), tmp_path / "killed", resume=True)
+    again = SFT().train(fresh_student(), data, train, SFTMethodConfig(), tmp_path / "killed", resume=True)
     assert torch.equal(again.model.lm_head.weight, resumed.model.lm_head.weight)  # finished run: loaded
 
 
@@ -180,9 +182,9 @@ class Poison(TrainerCallback):
 
 def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path):
     student = fresh_student()
-    rows = SFT().build_rows(student, TrainData(examples(8)), SFTConfig(), TrainConfig())
+    rows = SFT().build_rows(student, TrainData(examples(8)), SFTMethodConfig(), TrainConfig())
     train = TrainConfig(max_steps=6, batch_size=2, save_steps=2, progress=False)
-    trainer = SFTTrainer(student, rows, train, tmp_path)
+    trainer = StudentTrainer(student, rows, train, tmp_path)
     trainer.add_callback(Poison(3))
     with pytest.raises(TrainingDivergedError, match=r"nan at step 4.*checkpoint-2"):
         trainer.train()
@@ -194,12 +196,12 @@ def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path):
 ACCELERATE_SCRIPT = """
 import sys, torch
 from cotdistill.methods import TrainConfig, TrainData
-from cotdistill.methods.sft import SFT, SFTConfig
+from cotdistill.methods.sft import SFT, SFTMethodConfig
 sys.path.insert(0, {tests!r})
 from test_sft_trainer import examples, fresh_student
 out = {out!r}
 student = SFT().train(fresh_student(), TrainData(examples(16)),
-                      TrainConfig(max_steps=3, batch_size=2, progress=False), SFTConfig(), out)
+                      TrainConfig(max_steps=3, batch_size=2, progress=False), SFTMethodConfig(), out)
 total = sum(float(p.double().sum()) for p in student.model.parameters())
 rank = torch.distributed.get_rank() if torch.distributed.is_initialized() else 0
 world = torch.distributed.get_world_size() if torch.distributed.is_initialized() else 1

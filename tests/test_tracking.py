@@ -11,12 +11,11 @@ from cotdistill.config import from_dict
 from cotdistill.errors import ConfigError
 from cotdistill.methods import TrainConfig, TrainData, get_method
 from cotdistill.methods.prada import PRADAConfig
-from cotdistill.methods.redis.train import TrainSettings
-from cotdistill.methods.sft import training_arguments
+from cotdistill.methods.redis.train import ReDisTrainConfig
 from cotdistill.methods.tracking import parse_report_to, tracking_arguments
+from cotdistill.methods.training_args import build_training_args
 from cotdistill.models import StudentConfig, load_student
 from cotdistill.pipelines.cot import VariantConfig
-from cotdistill.precision import Precision, ResolvedPrecision
 from cotdistill.tasks import Example
 
 
@@ -94,10 +93,9 @@ def test_report_to_is_validated_and_passed_through() -> None:
     with pytest.raises(ConfigError, match=r"report_to.*'tensorbord'"):
         from_dict(TrainConfig, {"report_to": "tensorbord"}, where="recipe.yaml")
     with pytest.raises(ConfigError, match="report_to"):
-        from_dict(TrainSettings, {"report_to": "nope"}, where="recipe.yaml")
+        from_dict(ReDisTrainConfig, {"report_to": "nope"}, where="recipe.yaml")
     assert parse_report_to("none") == [] and parse_report_to(" tensorboard , wandb ") == ["tensorboard", "wandb"]
-    fp32 = ResolvedPrecision(Precision.FP32, "test")
-    assert training_arguments(TrainConfig(), "out", fp32).report_to == []
+    assert build_training_args(TrainConfig(precision="fp32"), "out").report_to == []
     assert tracking_arguments("none", "exp", suffix="/align") == {"report_to": "none", "run_name": "exp/align"}
 
 

@@ -19,7 +19,7 @@ from cotdistill.cli import main
 from cotdistill.errors import CotDistillError, DataError
 from cotdistill.methods import TrainConfig, TrainData
 from cotdistill.methods.checkpoints import STAGING_DIR
-from cotdistill.methods.sft import SFT, SFTConfig
+from cotdistill.methods.sft import SFT, SFTMethodConfig
 from cotdistill.models import Student
 from cotdistill.nn.soft_prompt import SoftPrompt, SoftPromptConfig
 from test_sft_cli import write_examples
@@ -63,7 +63,8 @@ import os, signal, sys
 sys.path.insert(0, {tests!r})
 from cotdistill.methods import TrainConfig, TrainData
 from cotdistill.methods import checkpoints, sft
-from cotdistill.methods.sft import SFT, SFTConfig, SFTTrainer
+from cotdistill.methods.sft import SFT, SFTMethodConfig
+from cotdistill.methods.student_trainer import StudentTrainer
 from cotdistill.models.student import Student
 from test_sft_trainer import examples, fresh_student
 
@@ -81,12 +82,12 @@ if point == "weights":  # model weights written, student.json not yet
         save(self, directory)
     Student.save = save_then_die
 elif point == "state":  # student.json written, RNG and trainer_state.json not yet
-    rng = SFTTrainer._save_rng_state
+    rng = StudentTrainer._save_rng_state
     def rng_then_die(self, output_dir):
         if self.state.global_step == 4:
             die()
         rng(self, output_dir)
-    SFTTrainer._save_rng_state = rng_then_die
+    StudentTrainer._save_rng_state = rng_then_die
 else:  # everything written in staging, before the rename
     replace = checkpoints.replace_directory
     def die_before_rename(staging, target):
@@ -95,7 +96,7 @@ else:  # everything written in staging, before the rename
         replace(staging, target)
     checkpoints.replace_directory = die_before_rename
 train = TrainConfig(max_steps=6, batch_size=2, save_steps=2, save_total_limit=3, progress=False)
-SFT().train(fresh_student(), TrainData(examples(8)), train, SFTConfig(), out)
+SFT().train(fresh_student(), TrainData(examples(8)), train, SFTMethodConfig(), out)
 """
 
 
@@ -111,7 +112,7 @@ def test_a_kill_while_writing_a_checkpoint_never_blocks_the_resume(tmp_path, poi
 
     train = TrainConfig(max_steps=6, batch_size=2, save_steps=2, save_total_limit=3, progress=False)
     with caplog.at_level("INFO"):
-        SFT().train(fresh_student(), TrainData(examples(8)), train, SFTConfig(), out, resume=True)
+        SFT().train(fresh_student(), TrainData(examples(8)), train, SFTMethodConfig(), out, resume=True)
     assert "resuming from" in caplog.text and "checkpoint-2" in caplog.text
     assert json.loads((out / "train_summary.json").read_text())["steps"] == 6
     assert not (out / STAGING_DIR).exists() or not any((out / STAGING_DIR).iterdir())
@@ -120,13 +121,13 @@ def test_a_kill_while_writing_a_checkpoint_never_blocks_the_resume(tmp_path, poi
 def test_incomplete_checkpoints_are_skipped_with_a_warning(tmp_path, caplog):
     out = tmp_path / "train"
     train = TrainConfig(max_steps=2, batch_size=2, save_steps=1, progress=False)
-    SFT().train(fresh_student(), TrainData(examples(8)), train, SFTConfig(), out)
+    SFT().train(fresh_student(), TrainData(examples(8)), train, SFTMethodConfig(), out)
     (out / "final").rename(out / "old-final")  # as if killed before the end
     (out / "checkpoint-7").mkdir()  # an empty directory
     (out / "checkpoint-5").mkdir()
     (out / "checkpoint-5" / "student.json").write_text("{}")  # no trainer_state.json
     with caplog.at_level("INFO"):
-        SFT().train(fresh_student(), TrainData(examples(8)), train, SFTConfig(), out, resume=True)
+        SFT().train(fresh_student(), TrainData(examples(8)), train, SFTMethodConfig(), out, resume=True)
     assert "skipping" in caplog.text and "checkpoint-7" in caplog.text and "checkpoint-5" in caplog.text
     assert "resuming from" in caplog.text and "checkpoint-2" in caplog.text
     assert (out / "final" / "student.json").exists()
@@ -135,13 +136,13 @@ def test_incomplete_checkpoints_are_skipped_with_a_warning(tmp_path, caplog):
 def test_resume_on_other_data_is_refused(tmp_path):
     out = tmp_path / "train"
     train = TrainConfig(max_steps=2, batch_size=2, save_steps=1, progress=False)
-    SFT().train(fresh_student(), TrainData(examples(8)), train, SFTConfig(), out)
+    SFT().train(fresh_student(), TrainData(examples(8)), train, SFTMethodConfig(), out)
     with pytest.raises(CotDistillError, match="cannot resume: the training rows changed"):
-        SFT().train(fresh_student(), TrainData(examples(9)), train, SFTConfig(), out, resume=True)
+        SFT().train(fresh_student(), TrainData(examples(9)), train, SFTMethodConfig(), out, resume=True)
     other_tokenizer = fresh_student()
     other_tokenizer.tokenizer.add_tokens(["<extra>"])
     with pytest.raises(CotDistillError, match="cannot resume: the tokenizer changed"):
-        SFT().train(other_tokenizer, TrainData(examples(8)), train, SFTConfig(), out, resume=True)
+        SFT().train(other_tokenizer, TrainData(examples(8)), train, SFTMethodConfig(), out, resume=True)
 
 
 def test_resume_with_another_model_size_is_one_line(tmp_path, capsys):

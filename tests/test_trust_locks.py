@@ -19,7 +19,7 @@ from cotdistill.distill.store import RationaleStore, load_records
 from cotdistill.errors import CotDistillError
 from cotdistill.locking import OutputLockedError, output_lock
 from cotdistill.methods import TrainConfig, TrainData
-from cotdistill.methods.sft import SFT, SFTConfig
+from cotdistill.methods.sft import SFT, SFTMethodConfig
 from cotdistill.pipelines.cot import CotConfig, CotPipeline
 from cotdistill.tasks import get_task
 from cotdistill.tasks.suite import SuiteConfig, load_suite, make_suite
@@ -54,7 +54,7 @@ def test_a_second_process_on_one_output_directory_is_refused_naming_the_holder(t
         assert f"is in use by pid {holder.pid}" in err and "cotdistill.locking" not in err
         assert not (out / "rationales.jsonl").exists()
         with pytest.raises(OutputLockedError, match=f"pid {holder.pid}"):
-            SFT().train(fresh_student(), TrainData(examples(4)), TrainConfig(max_steps=1), SFTConfig(), out)
+            SFT().train(fresh_student(), TrainData(examples(4)), TrainConfig(max_steps=1), SFTMethodConfig(), out)
         assert main(["run", "--output", str(out), "seeds=[0]"]) == 2
         assert f"is in use by pid {holder.pid}" in capsys.readouterr().err
     finally:

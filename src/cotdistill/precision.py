@@ -15,8 +15,8 @@
   stay in fp32; this also keeps the tests' tiny models in fp32 on every machine.
 
 Mixed precision keeps the master weights and optimizer states in fp32; the loss, the softmax
-and the PRADA discriminator run in fp32 too. Trainers pass ``trainer_flags(p)`` to
-``TrainingArguments`` (accelerate then autocasts); generators use ``autocast(p, device)``
+and the PRADA discriminator run in fp32 too. ``methods.training_args.build_training_args`` puts
+``trainer_flags(p)`` into every trainer's arguments (accelerate then autocasts); generators use ``autocast(p, device)``
 (students, and the ``hf`` teacher on a CPU) or load frozen weights in ``p.dtype`` (the ``hf``
 teacher on a GPU).
 ``announce`` logs the resolved choice once per process and purpose.

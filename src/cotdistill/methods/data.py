@@ -9,26 +9,37 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterator, Sequence
-from typing import Any
+from typing import Any, Literal
 
 import torch
 from torch.utils.data import Sampler
 
 IGNORE_INDEX = -100
+TruncationSide = Literal["left", "right"]
 
 log = logging.getLogger(__name__)
 
 
-def make_row(student: Any, prompt: str, target: str | None, *, max_length: int, weight: float = 1.0) -> dict[str, Any]:
+def make_row(
+    student: Any,
+    prompt: str,
+    target: str | None,
+    *,
+    max_length: int,
+    weight: float = 1.0,
+    truncation_side: TruncationSide = "right",
+) -> dict[str, Any]:
     """One row: ``student.encode_prompt(prompt)`` + the completion for ``target`` (None: prompt only).
 
-    Rows longer than ``max_length`` keep their first ``max_length`` tokens.
+    A row longer than ``max_length`` is cut on ``truncation_side``: ``right`` keeps its first
+    ``max_length`` tokens (the prompt's start), ``left`` its last (the completion's end and EOS).
     """
     prompt_ids = student.encode_prompt(prompt)
     completion_ids = student.encode_completion(target) if target is not None else []
-    input_ids = (prompt_ids + completion_ids)[:max_length]
-    labels = ([IGNORE_INDEX] * len(prompt_ids) + completion_ids)[:max_length]
-    return {"input_ids": input_ids, "labels": labels, "weight": float(weight)}
+    input_ids = prompt_ids + completion_ids
+    labels = [IGNORE_INDEX] * len(prompt_ids) + completion_ids
+    keep = slice(None, max_length) if truncation_side == "right" else slice(-max_length, None)
+    return {"input_ids": input_ids[keep], "labels": labels[keep], "weight": float(weight)}
 
 
 def count_truncated(rows: Sequence[dict[str, Any]], max_length: int) -> int:

@@ -50,7 +50,7 @@ from cotdistill.methods.lm_guided.kd import distill, teacher_rationales
 from cotdistill.methods.lm_guided.reasoner import Reasoner, ReasonerConfig, default_reasoner, resolve_reasoner
 from cotdistill.methods.lm_guided.rewarder import RewardConfig, Rewarder
 from cotdistill.methods.lm_guided.rl import RLConfig, train_grpo
-from cotdistill.methods.sft import SFTConfig
+from cotdistill.methods.sft import SFTMethodConfig
 from cotdistill.models import Student, StudentConfig, load_student
 from cotdistill.models.student import STUDENT_FILE
 from cotdistill.pipelines.base import register_pipeline
@@ -120,7 +120,9 @@ class LMGuidedPipelineConfig:
     reasoner: ReasonerSection = field(default_factory=ReasonerSection, metadata={"help": "the frozen reasoner"})
     student: StudentConfig = field(default_factory=StudentConfig, metadata={"help": "the rationale model"})
     kd: TrainConfig = field(default_factory=_kd_train, metadata={"help": "stage 1 (SFT on teacher rationales)"})
-    sft: SFTConfig = field(default_factory=SFTConfig, metadata={"help": "options of the sft method used for KD"})
+    sft: SFTMethodConfig = field(
+        default_factory=SFTMethodConfig, metadata={"help": "options of the sft method used for KD"}
+    )
     rl: RLConfig = field(default_factory=RLConfig, metadata={"help": "stage 2 (GRPO)"})
     rewards: RewardConfig = field(default_factory=RewardConfig, metadata={"help": "reward weights"})
     eval: EvalSection = field(default_factory=EvalSection, metadata={"help": "the final table"})

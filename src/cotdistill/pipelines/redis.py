@@ -40,7 +40,7 @@ from cotdistill.methods.redis.oracle import RuleOracle
 from cotdistill.methods.redis.pairs import FilterConfig, SFTItem, Stage2, build
 from cotdistill.methods.redis.prompts import direct_prompt, output_target
 from cotdistill.methods.redis.search import SearchConfig, TaskResult, direct_answers, hypothesis_search
-from cotdistill.methods.redis.train import AlignLoss, TrainSettings, align, sft
+from cotdistill.methods.redis.train import AlignLoss, ReDisTrainConfig, align, sft
 from cotdistill.models import Student, StudentConfig, load_student
 from cotdistill.models.student import STUDENT_FILE
 from cotdistill.pipelines.base import register_pipeline
@@ -124,7 +124,9 @@ class ReDisConfig:
     augment: AugmentConfig = field(default_factory=AugmentConfig, metadata={"help": "stage 1: rule sampling/scoring"})
     filter: FilterConfig = field(default_factory=FilterConfig, metadata={"help": "stage 2: pairs and SFT sets"})
     student: StudentConfig = field(default_factory=_default_student, metadata={"help": "the student (LoRA by default)"})
-    train: TrainSettings = field(default_factory=TrainSettings, metadata={"help": "stages 3-4: SFT then ORPO / DPO"})
+    train: ReDisTrainConfig = field(
+        default_factory=ReDisTrainConfig, metadata={"help": "stages 3-4: SFT then ORPO / DPO"}
+    )
     search: SearchConfig = field(default_factory=SearchConfig, metadata={"help": "hypothesis-search inference"})
     methods: list[str] = field(default_factory=lambda: list(METHODS), metadata={"help": f"table rows: {METHODS}"})
     io_max_per_task: int = field(default=0, metadata={"help": "IO-SFT baseline: items per training task (0: all)"})

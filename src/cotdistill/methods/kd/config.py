@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 
 from cotdistill.methods.kd.losses import Divergence
-from cotdistill.methods.sft import SFTConfig
+from cotdistill.methods.sft import SFTMethodConfig
 
 
 class TeacherSource(StrEnum):
@@ -45,7 +45,7 @@ class KDTeacherConfig:
 
 
 @dataclass
-class KDConfig(SFTConfig):
+class KDConfig(SFTMethodConfig):
     """Knobs of ``method: kd`` (the SFT knobs shape the rows and the CE term)."""
 
     teacher: KDTeacherConfig = field(

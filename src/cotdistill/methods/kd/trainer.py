@@ -1,7 +1,7 @@
-"""The KD token loss as an ``SFTTrainer`` extension, so it composes with PRADA's trainer.
+"""The KD token loss as a ``StudentTrainer`` extension, so it composes with PRADA's trainer.
 
 ``KDTrainerMixin.token_loss_sum`` returns ``(1 - kd_ratio) * CE_sum + kd_ratio * KD_sum``, both
-summed over the micro-batch's completion tokens; ``SFTTrainer.compute_loss`` divides that by the
+summed over the micro-batch's completion tokens; ``StudentTrainer.compute_loss`` divides that by the
 completion tokens of the whole accumulated batch, so gradient accumulation changes nothing.
 With ``on_policy > 0``, ``get_batch_samples`` replaces that share of micro-batches by student
 samples (``onpolicy.py``) before the tokens are counted.
@@ -20,11 +20,12 @@ from cotdistill.methods.kd.onpolicy import on_policy_batch
 from cotdistill.methods.kd.sources import OnlineSource, TopKSource
 from cotdistill.methods.kd.teacher import completion_mask, head_logits
 from cotdistill.methods.prada import PRADATrainer
-from cotdistill.methods.sft import SFTOutput, SFTTrainer
+from cotdistill.methods.student_module import SFTOutput
+from cotdistill.methods.student_trainer import StudentTrainer
 
 
 class KDTrainerMixin:
-    """Mix in before an ``SFTTrainer`` subclass; needs ``teacher_source=`` at construction."""
+    """Mix in before a ``StudentTrainer`` subclass; needs ``teacher_source=`` at construction."""
 
     method_config: KDConfig
 
@@ -72,7 +73,7 @@ class KDTrainerMixin:
         return batches, self._get_num_items_in_batch(batches, device)
 
 
-class KDTrainer(KDTrainerMixin, SFTTrainer):
+class KDTrainer(KDTrainerMixin, StudentTrainer):
     """SFT trainer whose token loss mixes CE with a divergence to the teacher."""
 
 

@@ -19,7 +19,7 @@ from cotdistill.methods.lm_guided.data import guided_example, rl_rows
 from cotdistill.methods.lm_guided.reasoner import Reasoner, ReasonerConfig, default_reasoner, resolve_reasoner
 from cotdistill.methods.lm_guided.rewarder import RewardConfig, Rewarder
 from cotdistill.methods.lm_guided.rl import RLConfig, train_grpo
-from cotdistill.methods.sft import SFT, SFTConfig
+from cotdistill.methods.sft import SFT, SFTMethodConfig
 from cotdistill.precision import Precision
 from cotdistill.teachers import TeacherConfig, build_teacher
 
@@ -33,7 +33,7 @@ class LMGuidedConfig:
         metadata={"help": "the frozen reasoner's backend; hf `model` may name a pulled preset"},
     )
     reasoner_prompt: ReasonerConfig = field(default_factory=ReasonerConfig, metadata={"help": "reasoner prompting"})
-    sft: SFTConfig = field(default_factory=SFTConfig, metadata={"help": "stage 1 (KD) sft options"})
+    sft: SFTMethodConfig = field(default_factory=SFTMethodConfig, metadata={"help": "stage 1 (KD) sft options"})
     rl: RLConfig = field(
         default_factory=RLConfig,
         metadata={"help": "stage 2 (GRPO); its seed, report_to and run_name come from the shared train settings"},

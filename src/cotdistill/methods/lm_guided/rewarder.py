@@ -5,17 +5,20 @@ reasoner (batched, cached) for its answer given each rationale, and for a judge 
 ``judge`` weight is non-zero, then returns every weighted component separately.
 ``Rewarder.trl_reward_funcs()`` exposes one TRL reward function per component (so GRPO logs
 ``rewards/<name>/mean`` for each) with ``weights()`` in the same order for ``reward_weights``.
+A reward's parameters (its dataclass fields) are set from the ``RewardConfig`` fields of the same
+name (``min_words``, ``max_words``). Rewards and reward functions are callable objects, so they
+pickle whenever the reasoner does.
 """
 
 from __future__ import annotations
 
-import functools
-from collections.abc import Callable, Sequence
+import dataclasses
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from cotdistill.methods.lm_guided.reasoner import ASPECTS, Query, Reasoner
-from cotdistill.methods.lm_guided.rewards import REASONER_REWARDS, REWARDS, combine
+from cotdistill.methods.lm_guided.rewards import REASONER_REWARDS, REWARDS, RewardFn, combine
 from cotdistill.registry import did_you_mean
 
 
@@ -53,6 +56,14 @@ class RewardConfig:
             raise ValueError("judge_aspects must name at least one aspect when the judge reward is used")
 
 
+def configured(reward: RewardFn, config: RewardConfig) -> RewardFn:
+    """``reward`` with each parameter (dataclass field) set from the ``config`` field of the same name."""
+    if not dataclasses.is_dataclass(reward):
+        return reward
+    params = {f.name: getattr(config, f.name) for f in dataclasses.fields(reward) if hasattr(config, f.name)}
+    return dataclasses.replace(reward, **params)
+
+
 class Rewarder:
     """Computes the configured reward components for a batch of rationales."""
 
@@ -60,6 +71,7 @@ class Rewarder:
         self.reasoner = reasoner
         self.config = config or RewardConfig()
         self.active = [n for n, w in self.config.weights.items() if w != 0]
+        self.rewards = {name: configured(REWARDS.get(name), self.config) for name in self.active}
 
     def reasoner_columns(
         self, completions: Sequence[str], question: Sequence[str], context: Sequence[str]
@@ -76,8 +88,7 @@ class Rewarder:
     def score(self, completions: Sequence[str], **columns: Any) -> dict[str, list[float | None]]:
         """Every active component, by name: ``{name: [reward per completion]}``."""
         columns = {**columns, **self.reasoner_columns(completions, columns["question"], columns["context"])}
-        params = {"min_words": self.config.min_words, "max_words": self.config.max_words}
-        return {name: REWARDS.get(name)(completions, **params, **columns) for name in self.active}
+        return {name: reward(completions, **columns) for name, reward in self.rewards.items()}
 
     def total(self, components: dict[str, list[float | None]]) -> list[float]:
         return combine(components, self.config.weights)
@@ -85,21 +96,22 @@ class Rewarder:
     def weights(self) -> list[float]:
         return [self.config.weights[n] for n in self.active]
 
-    def trl_reward_funcs(self) -> list[Callable[..., list[float | None]]]:
-        """One ``(prompts, completions, **kwargs)`` function per active component, named after it."""
-        return [self._trl_func(name) for name in self.active]
+    def trl_reward_funcs(self) -> list[ComponentReward]:
+        """One ``(prompts, completions, **kwargs)`` reward function per active component, named after it."""
+        return [ComponentReward(self, name) for name in self.active]
 
-    def _trl_func(self, name: str) -> Callable[..., list[float | None]]:
-        reward = REWARDS.get(name)
 
-        def func(prompts: Sequence[str], completions: Sequence[Any], **kwargs: Any) -> list[float | None]:
-            texts = [_text(c) for c in completions]
-            columns = {**kwargs, **self.reasoner_columns(texts, kwargs["question"], kwargs["context"])}
-            return reward(texts, min_words=self.config.min_words, max_words=self.config.max_words, **columns)
+class ComponentReward:
+    """One component of a ``Rewarder`` as a TRL reward function; ``__name__`` is the component's name."""
 
-        functools.update_wrapper(func, reward)
-        func.__name__ = name
-        return func
+    def __init__(self, rewarder: Rewarder, name: str):
+        self.rewarder = rewarder
+        self.__name__ = name
+
+    def __call__(self, prompts: Sequence[str], completions: Sequence[Any], **kwargs: Any) -> list[float | None]:
+        texts = [_text(c) for c in completions]
+        columns = {**kwargs, **self.rewarder.reasoner_columns(texts, kwargs["question"], kwargs["context"])}
+        return self.rewarder.rewards[self.__name__](texts, **columns)
 
 
 def _text(completion: Any) -> str:

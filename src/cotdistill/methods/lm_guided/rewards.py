@@ -1,4 +1,4 @@
-"""Rewards for the rationale model: plain functions ``(completions, **columns) -> list[float | None]``.
+"""Rewards for the rationale model: callables ``(completions, **columns) -> list[float | None]``.
 
 ``completions`` are the rationales (strings); ``columns`` are per-completion lists of the same
 length (``answer``, ``reasoner_answer``, ``supporting``, ``judge_score``, ...); extra columns
@@ -7,7 +7,9 @@ skipped by ``combine``, as TRL's GRPO does with its nansum.
 
 Task rewards score the reasoner's answer *given the rationale* against the gold answer
 (exact match and token F1, SQuAD-style normalisation); rationale-quality rewards score the
-rationale itself. Every reward is registered in ``REWARDS`` under its name.
+rationale itself. Every reward is registered in ``REWARDS`` under its name. A reward with
+parameters is a frozen dataclass with ``__call__`` (picklable, unlike a closure, as in TRL's
+``trl/rewards``), registered with its default parameters (the ``Rewarder`` sets them from its ``RewardConfig``).
 """
 
 from __future__ import annotations
@@ -16,6 +18,8 @@ import math
 import re
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
 
 from cotdistill import answers
 from cotdistill.registry import Registry
@@ -140,30 +144,43 @@ def consistency(completions: Sequence[str], *, reasoner_answer: Sequence[str | N
     return out
 
 
-@REWARDS.register("no_repetition")
-def no_repetition(completions: Sequence[str], *, ngram: int = 3, **_) -> list[float | None]:
+@dataclass(frozen=True)
+class NoRepetition:
     """Distinct n-grams of ``units`` / all n-grams (1.0 = nothing repeated; texts shorter than n score 1.0)."""
-    out: list[float | None] = []
-    for completion in completions:
-        seq = units(completion)
-        grams = [tuple(seq[i : i + ngram]) for i in range(len(seq) - ngram + 1)]
-        out.append(len(set(grams)) / len(grams) if grams else 1.0)
-    return out
+
+    ngram: int = 3
+
+    def __call__(self, completions: Sequence[str], **_: Any) -> list[float | None]:
+        out: list[float | None] = []
+        for completion in completions:
+            seq = units(completion)
+            grams = [tuple(seq[i : i + self.ngram]) for i in range(len(seq) - self.ngram + 1)]
+            out.append(len(set(grams)) / len(grams) if grams else 1.0)
+        return out
 
 
-@REWARDS.register("length")
-def length_bounds(completions: Sequence[str], *, min_words: int = 8, max_words: int = 60, **_) -> list[float | None]:
+@dataclass(frozen=True)
+class LengthBounds:
     """1.0 inside ``[min_words, max_words]`` (``words``), decaying linearly to 0 at 0 and at twice ``max_words``."""
-    out: list[float | None] = []
-    for completion in completions:
-        n = len(words(completion))
-        if n < min_words:
-            out.append(n / min_words)
-        elif n > max_words:
-            out.append(max(0.0, 1.0 - (n - max_words) / max_words))
-        else:
-            out.append(1.0)
-    return out
+
+    min_words: int = 8
+    max_words: int = 60
+
+    def __call__(self, completions: Sequence[str], **_: Any) -> list[float | None]:
+        out: list[float | None] = []
+        for completion in completions:
+            n = len(words(completion))
+            if n < self.min_words:
+                out.append(n / self.min_words)
+            elif n > self.max_words:
+                out.append(max(0.0, 1.0 - (n - self.max_words) / self.max_words))
+            else:
+                out.append(1.0)
+        return out
+
+
+no_repetition = REWARDS.register("no_repetition")(NoRepetition())
+length_bounds = REWARDS.register("length")(LengthBounds())
 
 
 @REWARDS.register("judge")

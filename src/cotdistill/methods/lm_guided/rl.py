@@ -16,20 +16,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import torch
-
 from cotdistill.io import atomic_write_text
+from cotdistill.methods.base import TrainConfig
 from cotdistill.methods.lm_guided.rewarder import Rewarder
-from cotdistill.methods.tracking import parse_report_to, report_to_field, run_name_field, tracking_arguments
-from cotdistill.precision import (
-    PRECISION_HELP,
-    Precision,
-    announce,
-    legacy_precision,
-    resolve_precision,
-    trainer_flags,
-    training_device,
-)
+from cotdistill.methods.tracking import report_to_field, run_name_field
+from cotdistill.methods.training_args import build_training_args
+from cotdistill.precision import PRECISION_HELP, Precision, legacy_precision
 
 log = logging.getLogger(__name__)
 
@@ -74,15 +66,7 @@ class RLConfig:
     def __post_init__(self) -> None:
         self.precision = legacy_precision("bf16", self.bf16, self.precision)
         self.bf16 = None
-        parse_report_to(self.report_to)
-        for name in (
-            "max_steps",
-            "prompts_per_step",
-            "max_completion_length",
-            "logging_steps",
-            "save_steps",
-            "save_total_limit",
-        ):
+        for name in ("max_steps", "prompts_per_step", "max_completion_length", "save_steps"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
         if self.num_generations < 2:
@@ -93,41 +77,46 @@ class RLConfig:
             raise ValueError(f"need lr > 0 and beta >= 0, got lr={self.lr}, beta={self.beta}")
         if self.scale_rewards not in SCALE_REWARDS:
             raise ValueError(f"scale_rewards must be one of {', '.join(SCALE_REWARDS)}, got {self.scale_rewards!r}")
-        if not 0.0 <= self.warmup_ratio < 1.0:
-            raise ValueError(f"warmup_ratio must be in [0, 1), got {self.warmup_ratio}")
+        self.train_config()  # TrainConfig checks the shared fields
+
+    def train_config(self) -> TrainConfig:
+        """The shared train settings of GRPO; a batch is ``prompts_per_step * num_generations`` completions."""
+        return TrainConfig(
+            max_steps=self.max_steps,
+            lr=self.lr,
+            batch_size=self.prompts_per_step * self.num_generations,
+            warmup_ratio=self.warmup_ratio,
+            logging_steps=self.logging_steps,
+            save_steps=self.save_steps,
+            save_total_limit=self.save_total_limit,
+            precision=self.precision,
+            seed=self.seed,
+            report_to=self.report_to,
+            run_name=self.run_name,
+        )
 
 
 def grpo_config(cfg: RLConfig, output_dir: Path, reward_weights: list[float], model: Any = None) -> Any:
-    """TRL ``GRPOConfig`` for ``cfg``; ``cfg.precision`` is resolved for ``model`` (announced once)."""
+    """TRL ``GRPOConfig`` for ``cfg`` from ``build_training_args``; ``cfg.precision`` is resolved for ``model``."""
     from trl import GRPOConfig
 
-    precision = resolve_precision(cfg.precision, model, training_device(), key="rl.precision")
-    announce(precision, "grpo training")
-    return GRPOConfig(
-        output_dir=str(output_dir / "checkpoints"),
-        max_steps=cfg.max_steps,
-        per_device_train_batch_size=cfg.prompts_per_step * cfg.num_generations,
+    return build_training_args(
+        cfg.train_config(),
+        output_dir / "checkpoints",
+        args_cls=GRPOConfig,
+        model=model,
+        purpose="grpo training",
+        precision_key="rl.precision",
+        scheduler=cfg.scheduler,
         num_generations=cfg.num_generations,
         max_completion_length=cfg.max_completion_length,
         temperature=cfg.temperature,
-        learning_rate=cfg.lr,
-        lr_scheduler_type=cfg.scheduler,
-        warmup_steps=cfg.warmup_ratio,  # a float in [0, 1) is a share of the steps
         scale_rewards=cfg.scale_rewards,
         mask_truncated_completions=cfg.mask_truncated_completions,
         beta=cfg.beta,
         loss_type=cfg.loss_type,
         reward_weights=reward_weights,
-        logging_steps=cfg.logging_steps,
-        save_steps=cfg.save_steps,
-        save_total_limit=cfg.save_total_limit,
         save_only_model=False,
-        gradient_checkpointing=False,
-        **trainer_flags(precision),
-        use_cpu=not torch.cuda.is_available(),
-        **tracking_arguments(cfg.report_to, cfg.run_name),
-        seed=cfg.seed,
-        disable_tqdm=False,
     )
 
 

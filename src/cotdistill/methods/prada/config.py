@@ -6,7 +6,7 @@ import math
 from dataclasses import dataclass, field
 from enum import StrEnum
 
-from cotdistill.methods.sft import SFTConfig
+from cotdistill.methods.sft import SFTMethodConfig
 from cotdistill.nn import LambdaSchedule, Objective, Pooling, SoftPromptConfig
 
 
@@ -23,7 +23,7 @@ class DomainLabels(StrEnum):
 
 
 @dataclass
-class PRADAConfig(SFTConfig):
+class PRADAConfig(SFTMethodConfig):
     """Knobs of ``method: prada`` (the SFT knobs apply to the labelled rows)."""
 
     adversarial: bool = field(default=True, metadata={"help": "train against the domain discriminator (reversal)"})

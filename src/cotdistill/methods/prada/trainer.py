@@ -13,7 +13,8 @@ from torch import nn
 from cotdistill.methods.data import IGNORE_INDEX
 from cotdistill.methods.prada.config import PRADAConfig
 from cotdistill.methods.prada.sampler import MixedBatchSampler
-from cotdistill.methods.sft import SFTOutput, SFTTrainer
+from cotdistill.methods.student_module import SFTOutput
+from cotdistill.methods.student_trainer import StudentTrainer
 from cotdistill.nn import Objective, adversarial_lambda, adversarial_terms, domain_accuracy, pool
 
 log = logging.getLogger(__name__)
@@ -21,8 +22,8 @@ log = logging.getLogger(__name__)
 DISCRIMINATOR = "discriminator"
 
 
-class PRADATrainer(SFTTrainer):
-    """``SFTTrainer`` plus the reversed domain-discriminator loss (``auxiliary_loss``)."""
+class PRADATrainer(StudentTrainer):
+    """``StudentTrainer`` plus the reversed domain-discriminator loss (``auxiliary_loss``)."""
 
     def __init__(self, *args: Any, domain_classes: Sequence[int] = (), **kwargs: Any):
         super().__init__(*args, **kwargs)

@@ -10,20 +10,20 @@ from cotdistill.methods.redis.augment import AugmentConfig, ScoredRule, TaskRule
 from cotdistill.methods.redis.oracle import RuleOracle
 from cotdistill.methods.redis.pairs import DEFAULT_MARGINS, FilterConfig, PreferencePair, SFTItem, build, make_pairs
 from cotdistill.methods.redis.search import SearchConfig, TaskResult, direct_answers, hypothesis_search
-from cotdistill.methods.redis.train import TrainSettings, align, sft
+from cotdistill.methods.redis.train import ReDisTrainConfig, align, sft
 
 __all__ = [
     "DEFAULT_MARGINS",
     "AugmentConfig",
     "FilterConfig",
     "PreferencePair",
+    "ReDisTrainConfig",
     "RuleOracle",
     "SFTItem",
     "ScoredRule",
     "SearchConfig",
     "TaskResult",
     "TaskRules",
-    "TrainSettings",
     "align",
     "augment",
     "build",

@@ -27,27 +27,26 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from cotdistill.methods.base import TrainConfig
+from cotdistill.methods.data import make_row
 from cotdistill.methods.redis.pairs import PreferencePair, SFTItem
-from cotdistill.methods.tracking import parse_report_to, report_to_field, run_name_field, tracking_arguments
+from cotdistill.methods.tracking import report_to_field, run_name_field
+from cotdistill.methods.training_args import build_training_args
 from cotdistill.models import LoraSettings, Student
 from cotdistill.models.lora import apply_lora
-from cotdistill.precision import (
-    PRECISION_HELP,
-    Precision,
-    announce,
-    resolve_precision,
-    trainer_flags,
-    training_device,
-)
+from cotdistill.precision import PRECISION_HELP, Precision
 
 log = logging.getLogger(__name__)
 
 AlignLoss = Literal["orpo", "dpo"]
+Stage = Literal["sft", "align"]
 SCHEDULERS = ("linear", "cosine", "constant", "constant_with_warmup")
 
 
 @dataclass
-class TrainSettings:
+class ReDisTrainConfig:
+    """Stages 3-4 (``train:`` of a redis recipe): per-stage epochs and learning rate, the rest shared."""
+
     sft_epochs: float = field(default=3.0, metadata={"help": "epochs over the SFT sets"})
     sft_lr: float = field(default=2e-4, metadata={"help": "SFT learning rate"})
     align_epochs: float = field(default=1.0, metadata={"help": "epochs over the preference pairs"})
@@ -67,52 +66,56 @@ class TrainSettings:
 
     def __post_init__(self) -> None:
         self.precision = Precision(self.precision)
-        parse_report_to(self.report_to)
         for name in ("sft_epochs", "align_epochs", "sft_lr", "align_lr", "beta"):
             if getattr(self, name) <= 0:
                 raise ValueError(f"{name} must be > 0, got {getattr(self, name)}")
-        for name in ("batch_size", "grad_accum", "max_length"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
-        if not 0.0 <= self.warmup_ratio < 1.0:
-            raise ValueError(f"warmup_ratio must be in [0, 1), got {self.warmup_ratio}")
         if self.scheduler not in SCHEDULERS:
             raise ValueError(f"scheduler must be one of {', '.join(SCHEDULERS)}, got {self.scheduler!r}")
+        self.stage("sft")  # TrainConfig checks the shared fields
+
+    def stage(self, stage: Stage) -> TrainConfig:
+        """The shared train settings of ``stage`` (``sft`` or ``align``): its epochs and learning rate."""
+        epochs, lr = (self.sft_epochs, self.sft_lr) if stage == "sft" else (self.align_epochs, self.align_lr)
+        return TrainConfig(
+            epochs=epochs,
+            lr=lr,
+            warmup_ratio=self.warmup_ratio,
+            batch_size=self.batch_size,
+            grad_accum=self.grad_accum,
+            max_length=self.max_length,
+            seed=self.seed,
+            precision=self.precision,
+            report_to=self.report_to,
+            run_name=self.run_name,
+        )
 
 
-def _common_args(
-    student: Student, settings: TrainSettings, output_dir: Path, epochs: float, lr: float
-) -> dict[str, Any]:
-    """Arguments every TRL config here shares; the precision is ``settings.precision`` resolved for the student."""
-    precision = resolve_precision(settings.precision, student.model, training_device(), key="train.precision")
-    announce(precision, "redis training")
-    return {
-        "output_dir": str(output_dir),
-        "num_train_epochs": epochs,
-        "learning_rate": lr,
-        "per_device_train_batch_size": settings.batch_size,
-        "gradient_accumulation_steps": settings.grad_accum,
-        "max_length": settings.max_length,
-        "seed": settings.seed,
-        "logging_steps": 10,
-        "save_strategy": "no",
-        **tracking_arguments(settings.report_to, settings.run_name, suffix=f"/{output_dir.name}"),
-        **trainer_flags(precision),
-        "gradient_checkpointing": False,
-        "lr_scheduler_type": settings.scheduler,
-        "warmup_steps": settings.warmup_ratio,  # a float in [0, 1) is a share of the steps
-    }
+def training_args(
+    student: Student, config: ReDisTrainConfig, stage: Stage, output_dir: Path, args_cls: type, **extras: Any
+) -> Any:
+    """TRL ``args_cls`` of ``stage`` from ``build_training_args``; the run name gets ``/<output_dir name>``."""
+    train = config.stage(stage)
+    return build_training_args(
+        train,
+        output_dir,
+        args_cls=args_cls,
+        model=student.model,
+        purpose="redis training",
+        scheduler=config.scheduler,
+        run_suffix=f"/{output_dir.name}",
+        max_length=train.max_length,
+        **extras,
+    )
 
 
 def tokenize_sft(student: Student, items: Sequence[SFTItem], max_length: int) -> list[dict[str, list[int]]]:
-    """``input_ids``/``labels`` rows: prompt tokens masked with -100, sequence cut to ``max_length``."""
+    """``input_ids``/``labels`` rows: prompt tokens masked with -100; a longer row keeps its last ``max_length``."""
     rows = []
     for item in items:
-        prompt = student.encode_prompt(student.prompt(item.prompt))
-        completion = student.encode_completion(item.completion)
-        ids = (prompt + completion)[-max_length:]
-        labels = ([-100] * len(prompt) + completion)[-max_length:]
-        rows.append({"input_ids": ids, "labels": labels})
+        row = make_row(
+            student, student.prompt(item.prompt), item.completion, max_length=max_length, truncation_side="left"
+        )
+        rows.append({"input_ids": row["input_ids"], "labels": row["labels"]})
     return rows
 
 
@@ -134,7 +137,7 @@ def _finish(student: Student) -> Student:
 def sft(
     student: Student,
     items: Sequence[SFTItem],
-    settings: TrainSettings,
+    settings: ReDisTrainConfig,
     output_dir: str | Path,
     lora: LoraSettings | None = None,
 ) -> Student:
@@ -146,8 +149,12 @@ def sft(
         raise ValueError("no SFT items to train on")
     _trainable(student, lora)
     dataset = Dataset.from_list(tokenize_sft(student, items, settings.max_length))
-    args = SFTConfig(
-        **_common_args(student, settings, Path(output_dir), settings.sft_epochs, settings.sft_lr),
+    args = training_args(
+        student,
+        settings,
+        "sft",
+        Path(output_dir),
+        SFTConfig,
         completion_only_loss=False,
         dataset_kwargs={"skip_prepare_dataset": True},
         remove_unused_columns=False,
@@ -236,23 +243,24 @@ def response_orpo_trainer_class() -> type:
 
 
 def preference_trainer(
-    student: Student, rows: list[dict[str, str]], settings: TrainSettings, loss: AlignLoss, output_dir: Path
+    student: Student, rows: list[dict[str, str]], settings: ReDisTrainConfig, loss: AlignLoss, output_dir: Path
 ) -> Any:
     """The TRL trainer of ``loss`` over ``rows`` (not trained yet); DPO's reference is the current model."""
     from datasets import Dataset
 
     dataset = Dataset.from_list(rows)
-    common = _common_args(student, settings, output_dir, settings.align_epochs, settings.align_lr)
     if loss == "orpo":
         from trl.experimental.orpo import ORPOConfig
 
-        args = ORPOConfig(**common, beta=settings.beta, remove_unused_columns=False)
+        args = training_args(
+            student, settings, "align", output_dir, ORPOConfig, beta=settings.beta, remove_unused_columns=False
+        )
         return response_orpo_trainer_class()(
             model=student.model, args=args, train_dataset=dataset, processing_class=student.tokenizer
         )
     from trl import DPOConfig, DPOTrainer
 
-    args = DPOConfig(**common, beta=settings.beta)
+    args = training_args(student, settings, "align", output_dir, DPOConfig, beta=settings.beta)
     reference = None if student.is_peft else copy.deepcopy(student.model).eval()
     return DPOTrainer(
         model=student.model, ref_model=reference, args=args, train_dataset=dataset, processing_class=student.tokenizer
@@ -262,7 +270,7 @@ def preference_trainer(
 def align(
     student: Student,
     pairs: Sequence[PreferencePair],
-    settings: TrainSettings,
+    settings: ReDisTrainConfig,
     output_dir: str | Path,
     lora: LoraSettings | None = None,
     loss: AlignLoss = "orpo",

@@ -95,9 +95,11 @@ def test_redis_reuses_reruns_and_refuses_by_the_stage_rule(tmp_path, monkeypatch
         return real_sft(*args, **kwargs)
 
     monkeypatch.setattr(redis_pipeline, "sft", counting_sft)
-    for override, stage in (("train.sft_lr=0.01", "train config (train.sft_lr)"), ("augment.num_rules=5", "augment")):
+    refusals = {"train.sft_lr=0.01": r"io_sft was made with a different train config \(train.sft_lr\)"}
+    refusals["augment.num_rules=5"] = r"augment was made with a different augment config \(augment.num_rules\)"
+    for override, message in refusals.items():
         changed = load_recipe(recipe, [override])
-        with pytest.raises(CotDistillError, match=rf"was made with a different {stage}"):
+        with pytest.raises(CotDistillError, match=message):
             changed.cls().run(changed.config, out, resume=True)
     # a changed search setting re-runs the evaluations with the trained student
     searched = load_recipe(recipe, ["search.apply_max_tokens=8"])

@@ -151,7 +151,7 @@ class CotPipeline:
         timings["suite"] = time.perf_counter() - started
 
         started = time.perf_counter()
-        data = self._training_data(suite, out / "rationales", config.generate)
+        data = self._training_data(config, suite, out / "rationales")
         timings["rationales"] = time.perf_counter() - started
 
         evaluations: dict[str, dict[int, dict[str, Any]]] = {}
@@ -190,12 +190,12 @@ class CotPipeline:
             futures = [pool.submit(_train_and_evaluate, config, v, s, data, out, resume) for v, s in runs]
             return [future.result() for future in futures]
 
-    def _training_data(self, suite: Suite, directory: Path, generate: GenerateConfig) -> TrainData:
+    def _training_data(self, config: CotConfig, suite: Suite, directory: Path) -> TrainData:
         """Teacher rationales for the source train questions; target train questions unlabelled."""
         questions, tasks = suite_questions(suite, "train")
         if not questions:
             raise ConfigError("the suite's source domains have no train questions (set n_train > 0)")
-        generate_rationales(generate, questions, directory, tasks=tasks)
+        generate_rationales(config.generate, questions, directory, tasks=tasks)
         return training_data(suite, directory)
 
     def _train(

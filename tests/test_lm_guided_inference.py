@@ -12,13 +12,13 @@ from cotdistill.methods.lm_guided.inference import (
     evaluate,
     fixed_writer,
     majority_vote,
-    markdown_table,
     paired_difference,
     paired_table,
     score_rows,
     table,
 )
 from cotdistill.methods.lm_guided.reasoner import Reasoner
+from cotdistill.report.table import markdown_table
 from cotdistill.tasks import Example, get_task
 from cotdistill.teachers import CompletionRequest, CompletionResult
 

@@ -92,7 +92,7 @@ def test_pipeline_runs_kd_rl_and_writes_the_table(tmp_path, capsys):
     assert (paired["first"], paired["second"]) == ("reasoner + RL rationales", "reasoner + KD rationales")
     assert paired["greedy"]["all"]["n"] == 3 and "reasoner + RL rationales - reasoner + KD rationales" in markdown
     changed = load_recipe("recipes/lm-guided-tiny.yaml", [*overrides, "rl.lr=0.5"])
-    with pytest.raises(CotDistillError, match=r"other settings \(rl.lr\)"):
+    with pytest.raises(CotDistillError, match=r"different rl config \(rl.lr\)"):
         changed.cls().run(changed.config, tmp_path / "run", resume=True)
 
 
@@ -107,8 +107,10 @@ def test_lm_guided_method_trains_kd_then_rl(tmp_path):
     config = from_dict(
         method.Config,
         {
-            "reasoner": {"backend": "hf", "model": str(tmp_path / "reasoner")},
-            "reasoner_prompt": {"chat": False, "max_answer_tokens": 4},
+            "reasoner": {
+                "teacher": {"backend": "hf", "model": str(tmp_path / "reasoner")},
+                "prompt": {"chat": False, "max_answer_tokens": 4},
+            },
             "rl": {"max_steps": 1, "prompts_per_step": 2, "num_generations": 2, "max_completion_length": 6},
             "rewards": {"weights": {"exact_match": 1.0, "length": 0.5}},
         },

@@ -5,6 +5,11 @@ validated against that pipeline's ``Config`` dataclass, so a typo fails with the
 dotted key. A pipeline is a class registered with ``@register_pipeline(name)`` that has a
 ``Config`` dataclass and ``run(config, output_dir, *, resume) -> Path`` returning the report
 directory. With no recipe file, the embedded ``cotdistill/recipes/default.yaml`` is used.
+
+Every pipeline follows one contract: it declares its stages with a fingerprint of their inputs
+and checks them all before running any (``pipelines.stages``: one reuse / re-run / ``--resume``
+rule), composes the stages a method package exposes, and writes its run with the one writer
+(``pipelines.outputs``: ``config.yaml``, ``report.json`` with its ``kind``, ``report.md``, PNG).
 """
 
 from __future__ import annotations

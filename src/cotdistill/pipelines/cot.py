@@ -12,8 +12,10 @@ Stages (each writes its files into the run directory and is skipped when already
 5. ``report.json``, ``report.md``, ``accuracy.png``: the variants side by side, each seed pooled
    (mean and 95% interval for every domain, in-domain and out-of-domain), with chance baselines.
 
-A stage directory records what it was made from (``stage.json``); resuming with a recipe that
-changed what a finished stage depends on is refused instead of mixing results.
+Stages follow the one rule of ``pipelines.stages``: each directory records what it was made from
+(``stage.json``); resuming with a recipe that changed what the suite, the rationales or a training
+depends on is refused instead of mixing results, a changed evaluation setting re-runs the
+evaluations. The run's outputs are written by ``pipelines.outputs``.
 Variants are a list in the recipe: adding a method to the comparison is one more entry
 ``{name, method, args, train}`` (``args``: the method's Config; ``train``: TrainConfig overrides).
 """
@@ -35,7 +37,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from cotdistill.config import from_dict, save_config, to_dict
+from cotdistill.config import from_dict, to_dict
 from cotdistill.console import format_table
 from cotdistill.distill.generate import GenerateConfig, generate_rationales
 from cotdistill.distill.recipe import suite_questions
@@ -43,13 +45,12 @@ from cotdistill.distill.store import load_kept
 from cotdistill.errors import ConfigError, CotDistillError, UnknownNameError
 from cotdistill.eval.evaluate import REPORT_JSON, EvalConfig, evaluate
 from cotdistill.eval.summary import METRICS, paired_difference, summarize
-from cotdistill.io import atomic_write_json, atomic_write_text
 from cotdistill.methods.base import METHODS, TrainConfig, TrainData
-from cotdistill.methods.tracking import TRACKING_FIELDS
 from cotdistill.models import Student, StudentConfig, load_student
 from cotdistill.models.student import STUDENT_FILE
 from cotdistill.pipelines.base import register_pipeline
-from cotdistill.report.plot import plot_accuracy
+from cotdistill.pipelines.outputs import CHART_PNG, run_report, write_config, write_report
+from cotdistill.pipelines.stages import OnChange, Stage, prepare
 from cotdistill.report.render import paired_verdicts, render_comparison
 from cotdistill.report.runs import runs_of
 from cotdistill.report.table import comparison_rows
@@ -58,8 +59,6 @@ from cotdistill.tasks.suite import Role, Suite, SuiteConfig, load_suite, make_su
 log = logging.getLogger(__name__)
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
-STAGE_FILE = "stage.json"
-CHART_PNG = "accuracy.png"
 
 
 @dataclass
@@ -142,11 +141,12 @@ class CotPipeline:
     def run(self, config: CotConfig, output_dir: str | Path, *, resume: bool = False) -> Path:
         out = Path(output_dir)
         out.mkdir(parents=True, exist_ok=True)
-        save_config(config, out / "config.yaml")
+        runs = [(variant, seed) for variant in config.variants for seed in config.seeds]
+        prepare(stages(config, out, runs), resume=resume)
+        write_config(config, out)
         timings: dict[str, float] = {}
 
         started = time.perf_counter()
-        _check_stage(out / "suite", {"suite": to_dict(config.suite)})
         suite = load_suite(make_suite(config.suite, out / "suite"))
         timings["suite"] = time.perf_counter() - started
 
@@ -155,29 +155,19 @@ class CotPipeline:
         timings["rationales"] = time.perf_counter() - started
 
         evaluations: dict[str, dict[int, dict[str, Any]]] = {}
-        runs = [(variant, seed) for variant in config.variants for seed in config.seeds]
         for name, seed, report, seconds in self._run_all(config, runs, data, out, resume=resume):
             evaluations.setdefault(name, {})[seed] = report
             timings[f"train {name} seed {seed}"], timings[f"eval {name} seed {seed}"] = seconds
 
         report = comparison_report(config, evaluations, timings)
-        report["files"] = {
-            "report": str(out / "report.md"),
-            "chart": str(out / CHART_PNG),
-            "data": str(out / "report.json"),
-            "config": str(out / "config.yaml"),
-        }
-        atomic_write_json(out / "report.json", report)
-        runs = runs_of(report, "")
-        plot_accuracy(runs, out / CHART_PNG, title=config.title)
-        atomic_write_text(out / "report.md", render_comparison(report, chart=CHART_PNG))
-        headers, rows = comparison_rows(runs)
+        files = write_report(out, report, render_comparison(report, chart=CHART_PNG))
+        headers, rows = comparison_rows(runs_of(report, ""))
         print(format_table(headers, [[cell.replace("**", "") for cell in row] for row in rows]))
         verdicts = paired_verdicts(report)
         if verdicts:
             print("\npaired differences (95% intervals over seeds and examples):")
             print("\n".join(f"- {sentence}" for sentence in verdicts))
-        print(f"\nreport: {out / 'report.md'}\nchart:  {out / CHART_PNG}\ndata:   {out / 'report.json'}")
+        print(f"\nreport: {files['report']}\nchart:  {files['chart']}\ndata:   {files['data']}")
         return out
 
     # ------------------------------------------------------------------ stages
@@ -202,7 +192,6 @@ class CotPipeline:
 
     def _training_data(self, config: CotConfig, suite: Suite, directory: Path) -> TrainData:
         """Teacher rationales for the source train questions; target train questions unlabelled."""
-        _check_stage(directory, {"suite": to_dict(config.suite), "generate": to_dict(config.generate)})
         questions, tasks = suite_questions(suite, "train")
         if not questions:
             raise ConfigError("the suite's source domains have no train questions (set n_train > 0)")
@@ -215,16 +204,6 @@ class CotPipeline:
         """Train a fresh student for ``variant`` at ``seed``; returns its checkpoint directory."""
         train_dir = run_dir / "train"
         train_cfg = variant.train_config(config.train, seed)
-        _check_stage(
-            train_dir,
-            {
-                "suite": to_dict(config.suite),
-                "generate": to_dict(config.generate),
-                "student": to_dict(config.student),
-                "train": {k: v for k, v in to_dict(train_cfg).items() if k not in TRACKING_FIELDS},
-                "variant": to_dict(variant),
-            },
-        )
         checkpoint = train_dir / "final"
         if (checkpoint / STUDENT_FILE).exists():
             log.info("%s: already trained", checkpoint)
@@ -257,6 +236,22 @@ class CotPipeline:
             tasks={d: suite.task(d) for d in domains},
             meta=meta,
         )
+
+
+def stages(config: CotConfig, out: Path, runs: list[tuple[VariantConfig, int]]) -> list[Stage]:
+    """The run's stages in order: suite, rationales, then a training and an evaluation per (variant, seed)."""
+    suite = Stage.directory(out / "suite", {"suite": config.suite})
+    rationales = Stage.directory(out / "rationales", suite.after(generate=config.generate))
+    declared = [suite, rationales]
+    for variant, seed in runs:
+        run_dir = out / "runs" / variant.name / f"seed-{seed}"
+        train_cfg = variant.train_config(config.train, seed)
+        train = Stage.directory(
+            run_dir / "train", rationales.after(student=config.student, train=train_cfg, variant=variant)
+        )
+        evaluation = Stage.directory(run_dir / "eval", train.after(eval=config.eval), on_change=OnChange.RERUN)
+        declared += [train, evaluation]
+    return declared
 
 
 def _init_worker(threads: int, log_level: int) -> None:
@@ -327,10 +322,7 @@ def comparison_report(
         for variant in config.variants[1:]
         if sorted(evaluations[variant.name]) == sorted(evaluations[baseline])
     }
-    return {
-        "kind": "comparison",
-        "pipeline": "cot",
-        "title": config.title,
+    body = {
         "metric": config.eval.metric,
         "config": to_dict(config),
         "chance": chance,
@@ -338,6 +330,7 @@ def comparison_report(
         "paired": paired,
         "timings_s": {k: round(v, 2) for k, v in timings.items()},
     }
+    return run_report(body, pipeline="cot", title=config.title)
 
 
 def training_data(suite: Suite, rationales_dir: str | Path) -> TrainData:
@@ -371,19 +364,3 @@ def training_corpus(data: TrainData) -> list[str]:
     texts = [e.question for e in data.labelled] + [e.rationale or "" for e in data.labelled]
     texts += [e.question for e in data.unlabelled]
     return texts + list(data.instructions.values())
-
-
-def _check_stage(directory: Path, fingerprint: dict[str, Any]) -> None:
-    """Record what a stage is made from; refuse to reuse a stage made from something else."""
-    path = directory / STAGE_FILE
-    fingerprint = json.loads(json.dumps(fingerprint))
-    if path.exists():
-        previous = json.loads(path.read_text(encoding="utf-8"))
-        if previous != fingerprint:
-            changed = sorted(k for k in fingerprint.keys() | previous.keys() if fingerprint.get(k) != previous.get(k))
-            raise ConfigError(
-                f"{directory} was made with a different {', '.join(changed)} config; "
-                "use a new --output directory (or delete that stage) to run the changed recipe"
-            )
-        return
-    atomic_write_json(path, fingerprint)

@@ -1,8 +1,8 @@
 """The ``redis`` pipeline's report: accuracy per method and domain, intervals, majority baseline.
 
 ``results[method]`` holds one list of ``TaskResult`` per run of the method (one per search seed
-for hypothesis search, one for greedy direct answering). ``report.json`` (``kind: comparison``,
-read by ``cotdistill report``) has ``table[method][domain] = {accuracy, correct, total, seeds}``
+for hypothesis search, one for greedy direct answering). ``report.json`` (written by
+``pipelines.outputs``: ``kind: comparison``, read by ``cotdistill report``) has ``table[method][domain] = {accuracy, correct, total, seeds}``
 pooled over the runs, ``majority[domain]`` (always giving the domain's most common unseen output),
 ``runs[method].summary`` with a 95% bootstrap interval per domain over (seeds, queries) and the
 majority baseline as each domain's chance, ``best_rules`` (first seed), ``by_type[method][domain][query type]`` (files that give a per-query type,
@@ -13,7 +13,6 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -21,11 +20,13 @@ import numpy as np
 from cotdistill.config import to_dict
 from cotdistill.console import format_table
 from cotdistill.eval.summary import summarize
-from cotdistill.io import atomic_write_json, atomic_write_text
-from cotdistill.methods.redis.pairs import Stage2
-from cotdistill.methods.redis.search import TaskResult, accuracy_by_type, accuracy_table
+from cotdistill.methods.redis import Stage2, TaskResult, accuracy_by_type, accuracy_table
+from cotdistill.pipelines.outputs import CHART_PNG, run_report
 from cotdistill.report.render import render_comparison
 from cotdistill.tasks.inductive import DOMAINS, RuleTask, get_domain
+from cotdistill.tasks.suite import Role
+
+TITLE = "ReDis: exact match on the unseen queries of held-out tasks"
 
 
 def stage2_summary(stage2: Stage2) -> dict[str, Any]:
@@ -62,18 +63,15 @@ def _row(correct: float, total: int) -> dict[str, float]:
     return {"accuracy": correct / total if total else 0.0, "correct": correct, "total": total}
 
 
-def write_report(
-    results: dict[str, list[list[TaskResult]]], test: Sequence[RuleTask], stage2: Stage2, config: Any, output_dir: Path
-) -> Path:
-    """``report.json`` and ``report.md`` (see the module docstring); the table is also printed."""
+def build_report(
+    results: dict[str, list[list[TaskResult]]], test: Sequence[RuleTask], stage2: Stage2, config: Any
+) -> tuple[dict[str, Any], str, str]:
+    """The data of ``report.json`` (see the module docstring), ``report.md`` and the console table."""
     domains = list(config.data.domains)
     majority = majority_baseline(test, domains)
     chance = {d: majority[d]["accuracy"] for d in domains}
     runs = {name: _run_entry(name, runs, domains, chance, config) for name, runs in results.items()}
-    report = {
-        "kind": "comparison",
-        "pipeline": "redis",
-        "title": "ReDis: exact match on the unseen queries of held-out tasks",
+    data = {
         "metric": "strict",
         "runs": runs,
         "table": {name: pooled_table(rows) for name, rows in results.items()},
@@ -85,7 +83,7 @@ def write_report(
         "stage2": stage2_summary(stage2),
         "config": to_dict(config),
     }
-    atomic_write_json(output_dir / "report.json", report)
+    report = run_report(data, pipeline="redis", title=TITLE)
     headers = ["method", "seeds", *domains, "all"]
     body = [
         [
@@ -123,10 +121,7 @@ def write_report(
         "",
         *_type_section(report["by_type"]),
     ]
-    atomic_write_text(output_dir / "report.md", "\n".join(lines) + "\n" + render_comparison(report))
-    print(text)
-    print(f"\nreport: {output_dir / 'report.md'} (and report.json)")
-    return output_dir
+    return report, "\n".join(lines) + "\n" + render_comparison(report, chart=CHART_PNG), text
 
 
 def _run_entry(
@@ -139,7 +134,7 @@ def _run_entry(
     }
     present = [d for d in domains if correct[d].size]
     matrices = {d: correct[d] for d in present}
-    roles = dict.fromkeys(present, "source")
+    roles = dict.fromkeys(present, Role.SOURCE)
     summary = summarize(
         {"strict": matrices, "flexible": matrices}, roles, {d: chance[d] for d in present}, seed=config.seed
     )

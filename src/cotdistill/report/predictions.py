@@ -69,6 +69,8 @@ def collect_predictions(sources: Sequence[ReportSource], *, metric: str | None =
         if report["kind"] == "eval":
             predictions.extend(_from_eval(report, source.name, "", chosen))
             continue
+        if report.get("pipeline", "cot") != "cot":
+            continue  # only the cot pipeline keeps an evaluation report per variant and seed
         prefix = f"{source.name}/" if source.name else ""
         for variant, entry in report["runs"].items():
             for seed in entry["seeds"]:

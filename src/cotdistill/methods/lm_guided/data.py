@@ -1,7 +1,7 @@
 """Turning multi-hop examples into what each role reads.
 
-* the rationale model reads ``rationale_prompt``: ``guided_example(e).question`` (context
-  paragraphs + question) with ``RATIONALE_INSTRUCTION``, in KD (SFT), RL and inference alike;
+* the rationale model reads ``guided_example(e).question`` (context paragraphs + question) with
+  ``RATIONALE_INSTRUCTION`` (``student.prompt``), in KD (SFT), RL and inference alike;
 * the reasoner reads a ``Query`` (question, rendered context, optional rationale);
 * rewards read the columns of ``rl_rows`` (``question``, ``context``, ``answer``, ``supporting``).
 """
@@ -38,11 +38,6 @@ def guided_example(example: Example, rationale: str | None = None) -> Example:
 
 def query(example: Example, rationale: str | None = None) -> Query:
     return Query(example.question, context_text(example), rationale)
-
-
-def rationale_prompt(student: Any, example: Example) -> str:
-    """The rationale model's prompt for ``example`` (the one SFT trains on)."""
-    return student.prompt(guided_example(example).question, RATIONALE_INSTRUCTION)
 
 
 def rl_rows(examples: list[Example], prompt: Callable[[Example], str]) -> list[dict[str, Any]]:

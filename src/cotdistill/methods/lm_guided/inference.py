@@ -18,8 +18,8 @@ question by question (the mean per-question difference, with its bootstrap inter
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 import torch
@@ -28,9 +28,27 @@ from cotdistill import answers
 from cotdistill.console import progress
 from cotdistill.eval import scoring
 from cotdistill.eval.stats import Interval, bootstrap_ci
+from cotdistill.methods.lm_guided.data import RATIONALE_INSTRUCTION, guided_example, query
 from cotdistill.methods.lm_guided.reasoner import Query, Reasoner
 from cotdistill.methods.lm_guided.rewards import em_score, f1_score
 from cotdistill.tasks import Example
+
+
+@dataclass
+class LMGuidedEvalConfig:
+    """The final table: self-consistency samples, rationale length, which reference rows to show."""
+
+    k: int = field(default=5, metadata={"help": "samples for self-consistency (majority vote)"})
+    max_rationale_tokens: int = field(default=64, metadata={"help": "tokens per rationale at inference"})
+    own_cot: bool = field(default=True, metadata={"help": "include the reasoner-with-its-own-CoT rows"})
+    gold: bool = field(
+        default=True, metadata={"help": "include the reasoner-with-gold-rationales rows (when test examples have them)"}
+    )
+
+    def __post_init__(self) -> None:
+        if self.k < 2 or self.max_rationale_tokens < 1:
+            raise ValueError(f"need k >= 2 and max_rationale_tokens >= 1, got {self.k}, {self.max_rationale_tokens}")
+
 
 RationaleWriter = Callable[[list[str], int, float], list[list[str]]]
 """``(guided_questions, n, temperature) -> n rationales each`` (``student_writer`` wraps a Student)."""
@@ -256,7 +274,27 @@ def paired_table(paired: dict[str, Any]) -> tuple[list[str], list[list[Any]]]:
     return headers, body
 
 
-def markdown_table(headers: Sequence[str], body: Sequence[Sequence[Any]]) -> str:
-    lines = ["| " + " | ".join(headers) + " |", "|" + "|".join("---" for _ in headers) + "|"]
-    lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in body]
-    return "\n".join(lines)
+def evaluate_rationale_models(
+    test: Sequence[Example],
+    reasoner: Reasoner,
+    models: Mapping[str, Any],
+    cfg: LMGuidedEvalConfig,
+    *,
+    seed: int = 0,
+) -> dict[str, Any]:
+    """``evaluate`` over the reasoner alone, its own CoT, each rationale model (``{"KD": student,
+    ...}``) and the gold rationales; ``paired``: the last model minus the first, question by question."""
+    conditions = [Condition("reasoner alone")]
+    if cfg.own_cot:
+        conditions.append(Condition("reasoner CoT", own_cot=True))
+    names = [f"reasoner + {name} rationales" for name in models]
+    conditions += [
+        Condition(label, student_writer(model, RATIONALE_INSTRUCTION, cfg.max_rationale_tokens, seed=seed))
+        for label, model in zip(names, models.values())
+    ]
+    if cfg.gold and all(e.rationale for e in test):
+        conditions.append(Condition("reasoner + gold rationales", fixed_writer([e.rationale or "" for e in test])))
+    questions = [guided_example(e).question for e in test]
+    paired = (names[-1], names[0]) if len(names) > 1 else None
+    queries = [query(e) for e in test]
+    return evaluate(conditions, test, queries, questions, reasoner, cfg.k, paired=paired, seed=seed)

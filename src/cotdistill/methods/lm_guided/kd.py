@@ -9,7 +9,7 @@ rationales with the registered ``sft`` method, under the shared rationale instru
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -66,9 +66,16 @@ def distill(
     sft_config: Any,
     output_dir: str | Path,
     *,
+    instructions: Mapping[str, str] | None = None,
+    unlabelled: Sequence[Example] = (),
     resume: bool = False,
 ) -> Any:
-    """Fine-tune ``student`` on the kept rationales with the ``sft`` method; returns the KD student."""
-    data = TrainData(labelled=kept, instructions=dict.fromkeys({e.domain for e in kept}, RATIONALE_INSTRUCTION))
+    """Stage 1: fine-tune ``student`` on the kept rationales with the ``sft`` method; returns the KD student.
+
+    ``instructions`` maps a domain to its prompt instruction (default: ``RATIONALE_INSTRUCTION``).
+    """
+    if instructions is None:
+        instructions = dict.fromkeys({e.domain for e in kept}, RATIONALE_INSTRUCTION)
+    data = TrainData(labelled=kept, unlabelled=list(unlabelled), instructions=dict(instructions))
     sft = METHODS.get("sft")()
     return sft.train(student, data, train, sft_config, output_dir, resume=resume)

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from typing import Literal, TypeVar
 
 from cotdistill.methods.redis.augment import ScoredRule, TaskRules
-from cotdistill.methods.redis.prompts import apply_prompt, output_target, rule_prompt
+from cotdistill.methods.redis.prompts import apply_prompt, direct_prompt, output_target, rule_prompt
 from cotdistill.tasks.inductive import RuleTask
 
 T = TypeVar("T")
@@ -165,3 +165,36 @@ def build(records: Sequence[TaskRules], tasks: Mapping[str, RuleTask], cfg: Filt
         domain_stats["pairs"] += len(task_pairs)
         domain_stats["perfect_tasks"] += int(bool(rules) and best == record.n_seen)
     return Stage2(pairs, rule_gen, rule_follow, stats)
+
+
+def io_items(tasks: Sequence[RuleTask], max_per_task: int = 0, seed: int = 0) -> list[SFTItem]:
+    """IO-SFT data: every seen pair as a query (the other seen pairs as examples) plus the unseen ones.
+
+    With ``max_per_task`` a seeded sample of that many items is kept per task.
+    """
+    rng = random.Random(f"io:{seed}")
+    items: list[SFTItem] = []
+    for task in tasks:
+        task_items: list[SFTItem] = []
+        for i, pair in enumerate(task.train):
+            others = task.train[:i] + task.train[i + 1 :]
+            task_items.append(
+                SFTItem("io", task.idx, task.domain, direct_prompt(others, pair.input), output_target(pair.output))
+            )
+        for pair in task.test:
+            task_items.append(
+                SFTItem("io", task.idx, task.domain, direct_prompt(task.train, pair.input), output_target(pair.output))
+            )
+        if max_per_task and len(task_items) > max_per_task:
+            task_items = rng.sample(task_items, max_per_task)
+        items += task_items
+    return items
+
+
+def tokenizer_corpus(train: Sequence[RuleTask], test: Sequence[RuleTask], stage2: Stage2) -> list[str]:
+    """Texts a from-scratch tokenizer is trained on: every prompt and target a ReDis run uses."""
+    texts = [f"{i.prompt} {i.completion}" for i in stage2.rule_generation + stage2.rule_following]
+    texts += [f"{p.prompt} {p.chosen} {p.rejected}" for p in stage2.pairs]
+    texts += [f"{i.prompt} {i.completion}" for i in io_items(train)]
+    texts += [direct_prompt(t.train, p.input) for t in test for p in t.test]
+    return texts

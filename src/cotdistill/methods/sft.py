@@ -52,9 +52,17 @@ from cotdistill.methods.checkpoints import (
 )
 from cotdistill.methods.data import IGNORE_INDEX, Collator, LengthGroupedSampler, count_truncated, make_row
 from cotdistill.methods.tracking import tracking_arguments
+from cotdistill.mixed_precision import MasterWeightsMixin
 from cotdistill.models.student import STUDENT_FILE, Student
 from cotdistill.nn.losses import linear_cross_entropy
-from cotdistill.precision import ResolvedPrecision, announce, resolve_precision, trainer_flags, training_device
+from cotdistill.precision import (
+    ResolvedPrecision,
+    announce,
+    resolve_precision,
+    trainer_flags,
+    training_device,
+    with_master_weights,
+)
 
 log = logging.getLogger(__name__)
 
@@ -213,7 +221,7 @@ def training_arguments(train: TrainConfig, output_dir: str | Path, precision: Re
     )
 
 
-class SFTTrainer(Trainer):
+class SFTTrainer(MasterWeightsMixin, Trainer):
     """``transformers.Trainer`` for a ``StudentModule`` (see the module docstring)."""
 
     needs_hidden_states: ClassVar[bool] = False
@@ -233,6 +241,7 @@ class SFTTrainer(Trainer):
         self.method_config = method_config
         self._step_logs: dict[str, list[float]] = defaultdict(list)
         precision = resolve_precision(train.precision, student.model, training_device(), key="train.precision")
+        precision = with_master_weights(precision, train.master_weights)
         announce(precision, "training")
         super().__init__(
             model=StudentModule(student, extra_modules),
@@ -241,6 +250,8 @@ class SFTTrainer(Trainer):
             data_collator=Collator(student.tokenizer.pad_token_id),
         )
         self.loss_is_scaled_for_ga = True
+        if precision.master_weights:
+            self.hold_in_bf16(student.model)
 
     # ------------------------------------------------------------------ extension hook
 

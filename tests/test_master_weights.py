@@ -3,6 +3,12 @@ dtypes during training, fp32 checkpoints equal to the masters, resume, LoRA, fp3
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
 import pytest
 import torch
 from safetensors.torch import load_file
@@ -240,3 +246,40 @@ def test_prada_discriminator_and_soft_prompt_stay_fp32(tmp_path, monkeypatch):
     assert {p.dtype for p in trained.soft_prompt.parameters()} == {torch.float32}
     saved = load_file(str(tmp_path / "final" / EXTRA_FILE))
     assert any(k.startswith(DISCRIMINATOR) for k in saved) and all(v.dtype == torch.float32 for v in saved.values())
+
+
+DDP_SCRIPT = """
+import sys, torch
+from cotdistill.methods import TrainData
+from cotdistill.methods.sft import SFT, SFTConfig
+sys.path.insert(0, {tests!r})
+from test_master_weights import examples, fresh_student, train_config
+out = {out!r}
+student = SFT().train(fresh_student(), TrainData(examples(16)), train_config(max_steps=3, batch_size=2), SFTConfig(), out)
+dtypes = sorted({{str(p.dtype) for p in student.model.parameters()}})
+total = sum(float(p.double().sum()) for p in student.model.parameters())
+rank = torch.distributed.get_rank() if torch.distributed.is_initialized() else 0
+world = torch.distributed.get_world_size() if torch.distributed.is_initialized() else 1
+open(f"{{out}}/rank{{rank}}.txt", "w").write(f"{{world}} {{total!r}} {{','.join(dtypes)}}")
+"""
+
+
+def test_runs_under_accelerate_launch_with_two_processes(tmp_path):
+    from test_sft_trainer import free_port
+
+    script, out = tmp_path / "train.py", tmp_path / "out"
+    script.write_text(textwrap.dedent(DDP_SCRIPT.format(tests=str(Path(__file__).parent), out=str(out))))
+    command = [
+        sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
+        "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no",
+        "--main_process_port", str(free_port()), str(script),
+    ]  # fmt: skip
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "TOKENIZERS_PARALLELISM": "false"}
+    result = subprocess.run(command, capture_output=True, text=True, env=env, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    ranks = [(out / f"rank{r}.txt").read_text().split() for r in (0, 1)]
+    assert ranks[0][0] == ranks[1][0] == "2"
+    assert ranks[0][1] == ranks[1][1]  # the replicas' masters agree: gradients were synchronised
+    assert ranks[0][2] == "torch.float32"
+    saved = load_file(str(out / "final" / "model.safetensors"))
+    assert {v.dtype for v in saved.values()} == {torch.float32}

@@ -5,7 +5,9 @@ when pulled (else the tiny preset), profiles ``--steps`` optimizer steps after o
 and appends the top operators by self CPU time to ``benchmarks/results/sft_profile.md`` under
 ``--label`` (e.g. ``before`` / ``after`` a change), so the file keeps both tables.
 
-    python benchmarks/profile_sft_step.py --label after [--precision bf16] [--steps 2] [--rows 15]
+    python benchmarks/profile_sft_step.py --label after [--precision bf16] [--master-weights] [--steps 2] [--rows 15]
+
+``--master-weights`` profiles bf16 weights with fp32 master copies (``train.master_weights``) instead of autocast.
 """
 
 from __future__ import annotations
@@ -49,6 +51,7 @@ def main() -> None:
     parser.add_argument("--model", default=default_model)
     parser.add_argument("--label", required=True, help="heading of this table (e.g. before, after)")
     parser.add_argument("--precision", default="bf16")
+    parser.add_argument("--master-weights", action="store_true", help="bf16 weights with fp32 masters, no autocast")
     parser.add_argument("--steps", type=int, default=2, help="profiled steps (after one warm-up step)")
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--rows", type=int, default=15, help="operators listed")
@@ -61,6 +64,7 @@ def main() -> None:
         max_steps=args.steps + 1,
         batch_size=args.batch_size,
         precision=args.precision,
+        master_weights=args.master_weights,
         progress=False,
         logging_steps=1000,
     )
@@ -71,8 +75,9 @@ def main() -> None:
         trainer.train()
     table = callback.profiler.key_averages().table(sort_by="self_cpu_time_total", row_limit=args.rows)
     attention = getattr(student.model.config, "_attn_implementation", "?")
+    weights = ", bf16 weights with fp32 master copies (no autocast)" if args.master_weights else ""
     text = (
-        f"\n## {args.label}\n\nModel `{args.model}`, precision {args.precision}, attention `{attention}`, batch size "
+        f"\n## {args.label}\n\nModel `{args.model}`, precision {args.precision}{weights}, attention `{attention}`, batch size "
         f"{args.batch_size}, {args.steps} profiled steps, {torch.get_num_threads()} torch threads, 1-minute load "
         f"average {os.getloadavg()[0]:.1f} (shared machine).\n\n```\n{table}\n```\n"
     )

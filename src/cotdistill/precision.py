@@ -16,7 +16,9 @@
 
 Mixed precision keeps the master weights and optimizer states in fp32; the loss, the softmax
 and the PRADA discriminator run in fp32 too. ``methods.training_args.build_training_args`` puts
-``trainer_flags(p)`` into every trainer's arguments (accelerate then autocasts); generators use ``autocast(p, device)``
+``trainer_flags(p)`` into every trainer's arguments (accelerate then autocasts fp32 weights), or, for a bf16 run with
+``train.master_weights`` (``with_master_weights``), hold the weights in bf16 with fp32 master
+copies in the optimizer and no autocast (``cotdistill.mixed_precision``); generators use ``autocast(p, device)``
 (students, and the ``hf`` teacher on a CPU) or load frozen weights in ``p.dtype`` (the ``hf``
 teacher on a GPU).
 ``announce`` logs the resolved choice once per process and purpose.
@@ -26,7 +28,7 @@ from __future__ import annotations
 
 import logging
 from contextlib import AbstractContextManager, nullcontext
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from enum import StrEnum
 from functools import cache
 from pathlib import Path
@@ -62,10 +64,12 @@ PRECISION_HELP = (
 
 @dataclass(frozen=True)
 class ResolvedPrecision:
-    """What a run uses: ``precision`` (never AUTO) and why (``reason``, for the log line)."""
+    """What a run uses: ``precision`` (never AUTO) and why (``reason``, for the log line);
+    ``master_weights``: bf16 weights with fp32 master copies instead of autocast (bf16 training only)."""
 
     precision: Precision
     reason: str
+    master_weights: bool = False
 
     @property
     def dtype(self) -> torch.dtype:
@@ -150,9 +154,23 @@ def training_device() -> torch.device:
     return accelerator or torch.device("cpu")
 
 
+def with_master_weights(
+    resolved: ResolvedPrecision, enabled: bool, *, key: str = "train.master_weights"
+) -> ResolvedPrecision:
+    """``resolved`` with ``master_weights`` set when ``enabled`` and the run is bf16 (an fp32 run has
+    nothing to cast and stays as it is). Raises ``ConfigError`` naming ``key`` for fp16, which needs loss scaling."""
+    if not enabled or resolved.precision is Precision.FP32:
+        return resolved
+    if resolved.precision is Precision.FP16:
+        raise ConfigError(f"{key}: needs bf16 (fp16 weights need loss scaling); write precision: bf16")
+    return replace(resolved, master_weights=True)
+
+
 def trainer_flags(resolved: ResolvedPrecision) -> dict[str, bool]:
-    """``bf16`` / ``fp16`` keyword arguments of ``transformers.TrainingArguments`` (and TRL configs)."""
-    return {"bf16": resolved.precision is Precision.BF16, "fp16": resolved.precision is Precision.FP16}
+    """``bf16`` / ``fp16`` keyword arguments of ``transformers.TrainingArguments`` (and TRL configs);
+    both false with ``master_weights`` (the weights are bf16 already, nothing to autocast)."""
+    bf16 = resolved.precision is Precision.BF16 and not resolved.master_weights
+    return {"bf16": bf16, "fp16": resolved.precision is Precision.FP16}
 
 
 def autocast(resolved: ResolvedPrecision, device: torch.device | str) -> AbstractContextManager:
@@ -164,15 +182,16 @@ def autocast(resolved: ResolvedPrecision, device: torch.device | str) -> Abstrac
     return torch.autocast(device_type=torch.device(device).type, dtype=resolved.dtype)
 
 
-_announced: set[tuple[str, Precision]] = set()
+_announced: set[tuple[str, Precision, bool]] = set()
 
 
 def announce(resolved: ResolvedPrecision, purpose: str) -> None:
     """Log ``purpose: precision <p> (<reason>)`` once per process for each purpose and choice."""
-    if (purpose, resolved.precision) in _announced:
+    if (purpose, resolved.precision, resolved.master_weights) in _announced:
         return
-    _announced.add((purpose, resolved.precision))
-    log.info("%s: precision %s (%s)", purpose, resolved.precision.value, resolved.reason)
+    _announced.add((purpose, resolved.precision, resolved.master_weights))
+    how = ", bf16 weights with fp32 master copies" if resolved.master_weights else ""
+    log.info("%s: precision %s%s (%s)", purpose, resolved.precision.value, how, resolved.reason)
 
 
 _LEGACY: dict[str, dict[Any, Precision]] = {

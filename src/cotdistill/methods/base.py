@@ -37,6 +37,10 @@ class TrainConfig:
     logging_steps: int = field(default=10, metadata={"help": "log the loss every N steps"})
     precision: Precision = field(default=Precision.AUTO, metadata={"help": PRECISION_HELP})
     bf16: bool | None = field(default=None, metadata={"help": "deprecated: write precision: bf16 (or fp32)"})
+    master_weights: bool = field(
+        default=False,
+        metadata={"help": "bf16 runs: bf16 weights with fp32 master copies in the optimizer, no autocast"},
+    )
     group_by_length: bool = field(default=True, metadata={"help": "batch rows of similar length (less padding)"})
     progress: bool = field(default=True, metadata={"help": "show a progress bar"})
     report_to: str = report_to_field()

@@ -26,7 +26,9 @@ from cotdistill.methods.checkpoints import STAGING_DIR, last_complete_checkpoint
 from cotdistill.methods.data import Collator, LengthGroupedSampler
 from cotdistill.methods.student_module import SFTOutput, StudentModule
 from cotdistill.methods.training_args import build_training_args
+from cotdistill.mixed_precision import MasterWeightsMixin
 from cotdistill.models.student import Student
+from cotdistill.precision import resolve_precision, training_device, with_master_weights
 
 EXTRA_FILE = "extra_modules.safetensors"
 
@@ -35,7 +37,7 @@ class TrainingDivergedError(CotDistillError):
     """The loss became NaN or infinite; the run stopped without saving the bad weights."""
 
 
-class StudentTrainer(Trainer):
+class StudentTrainer(MasterWeightsMixin, Trainer):
     """``transformers.Trainer`` for a ``StudentModule`` (see the module docstring)."""
 
     needs_hidden_states: ClassVar[bool] = False
@@ -54,13 +56,17 @@ class StudentTrainer(Trainer):
         self.train_config = train
         self.method_config = method_config
         self._step_logs: dict[str, list[float]] = defaultdict(list)
+        precision = resolve_precision(train.precision, student.model, training_device(), key="train.precision")
+        precision = with_master_weights(precision, train.master_weights)
         super().__init__(
             model=StudentModule(student, extra_modules),
-            args=build_training_args(train, output_dir, model=student.model, remove_unused_columns=False),
+            args=build_training_args(train, output_dir, precision=precision, remove_unused_columns=False),
             train_dataset=rows,
             data_collator=Collator(student.tokenizer.pad_token_id),
         )
         self.loss_is_scaled_for_ga = True
+        if precision.master_weights:
+            self.hold_in_bf16(student.model)
 
     # ------------------------------------------------------------------ extension hook
 

@@ -17,7 +17,7 @@ from transformers import TrainingArguments
 
 from cotdistill.methods.base import TrainConfig
 from cotdistill.methods.tracking import tracking_arguments
-from cotdistill.precision import announce, resolve_precision, trainer_flags, training_device
+from cotdistill.precision import ResolvedPrecision, announce, resolve_precision, trainer_flags, training_device
 
 ArgsT = TypeVar("ArgsT", bound=TrainingArguments)
 
@@ -32,6 +32,7 @@ def build_training_args(
     precision_key: str = "train.precision",
     scheduler: str = "linear",
     run_suffix: str = "",
+    precision: ResolvedPrecision | None = None,
     **extras: Any,
 ) -> ArgsT:
     """``args_cls`` from ``train`` plus the method's own ``extras``.
@@ -40,10 +41,12 @@ def build_training_args(
     ``precision_key`` when the device cannot run it) and announced once as ``purpose``;
     ``scheduler`` is the transformers learning-rate schedule; ``run_suffix`` is appended to
     ``train.run_name`` (a stage inside one run). Activation checkpointing stays off (TRL's configs
-    default it on). An extra that names a shared argument is a ``TypeError``: those come from
+    default it on). ``precision``, when given, is used instead of resolving ``train.precision``
+    (a trainer that holds bf16 weights with fp32 masters passes ``with_master_weights(...)``). An extra that names a shared argument is a ``TypeError``: those come from
     ``train`` only, so every trainer maps them alike.
     """
-    precision = resolve_precision(train.precision, model, training_device(), key=precision_key)
+    if precision is None:
+        precision = resolve_precision(train.precision, model, training_device(), key=precision_key)
     announce(precision, purpose)
     shared = {
         "output_dir": str(output_dir),

@@ -240,6 +240,7 @@ def evaluate(
     from cotdistill.eval import evaluate as run_evaluation
     from cotdistill.io import ensure_output_dir
     from cotdistill.models import Student
+    from cotdistill.report.render import write_eval_markdown
 
     cfg = _config(EvalConfig, config)
     ensure_output_dir(out_dir)  # an output path that is a file is a one-line error before any work
@@ -249,7 +250,7 @@ def evaluate(
         suite.info(name)  # an unknown domain raises with a suggestion
     if meta is None:
         meta = {"suite": str(suite.path), **({} if isinstance(student, Student) else {"checkpoint": str(student)})}
-    return run_evaluation(
+    report = run_evaluation(
         load_student(student),
         {d: suite.examples(d, cfg.split) for d in names},
         {d: suite.roles[d] for d in names},
@@ -260,6 +261,8 @@ def evaluate(
         show_progress=show_progress,
         shot_pool={d: shot_pool(suite, d, cfg.split) for d in names} if cfg.shots else None,
     )
+    write_eval_markdown(report, out_dir)
+    return report
 
 
 def shot_pool(suite: Suite, domain: str, split: str) -> list[Example]:

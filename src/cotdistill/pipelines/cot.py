@@ -50,7 +50,7 @@ from cotdistill.models import Student, StudentConfig, load_student
 from cotdistill.models.student import STUDENT_FILE
 from cotdistill.pipelines.base import register_pipeline
 from cotdistill.report.plot import plot_accuracy
-from cotdistill.report.render import paired_verdicts, render_comparison
+from cotdistill.report.render import paired_verdicts, render_comparison, write_eval_markdown
 from cotdistill.report.runs import runs_of
 from cotdistill.report.table import comparison_rows
 from cotdistill.tasks.suite import Role, Suite, SuiteConfig, load_suite, make_suite
@@ -248,7 +248,7 @@ class CotPipeline:
             if report.get("config") == to_dict(config.eval) and report.get("meta") == meta:
                 return report
         domains = suite.domains()
-        return evaluate(
+        report = evaluate(
             Student.load(checkpoint),
             {d: suite.examples(d, config.eval.split) for d in domains},
             suite.roles,
@@ -257,6 +257,8 @@ class CotPipeline:
             tasks={d: suite.task(d) for d in domains},
             meta=meta,
         )
+        write_eval_markdown(report, eval_dir)
+        return report
 
 
 def _init_worker(threads: int, log_level: int) -> None:

@@ -29,7 +29,7 @@ from cotdistill.distill.generate import GenerateConfig, generate_rationales
 from cotdistill.distill.recipe import suite_questions
 from cotdistill.errors import CotDistillError, DataError
 from cotdistill.tasks import Example, Task
-from cotdistill.tasks.suite import Suite, SuiteConfig
+from cotdistill.tasks.suite import Role, Suite, SuiteConfig
 
 if TYPE_CHECKING:  # evaluation, training and reports load only when a function needs them
     from cotdistill.eval.evaluate import EvalConfig
@@ -117,7 +117,7 @@ def generate(
     config: GenerateConfig | Mapping[str, Any] | str | Path | None = None,
     *,
     split: str = "train",
-    roles: Sequence[str] = ("source",),
+    roles: Sequence[Role | str] = (Role.SOURCE,),
     tasks: Mapping[str, Task] | None = None,
     shots: Mapping[str, Sequence[Example]] | None = None,
     show_progress: bool = True,

@@ -8,39 +8,11 @@ import pytest
 
 from cotdistill.eval import EvalConfig, evaluate
 from cotdistill.eval.fewshot import draw_shots, few_shot_question
+from cotdistill.report.render import render_eval
 from cotdistill.tasks import get_task
+from doubles import ScriptedStudent
 
 FIXTURES = Path(__file__).parent / "fixtures"
-
-
-class EchoStudent:
-    """Answers each question with its gold answer when ``right`` knows it; records every call's prompts."""
-
-    def __init__(self, right: dict[str, str]):
-        self.right, self.calls = right, []
-
-    def prompt(self, question, instruction=None):
-        return f"{question}\n{instruction}"
-
-    def generate(
-        self,
-        prompts,
-        *,
-        max_new_tokens=256,
-        temperature=0.0,
-        num_samples=1,
-        batch_size=16,
-        stop=None,
-        progress=True,
-        precision="auto",
-    ):
-        self.calls.append(list(prompts))
-        out = []
-        for prompt in prompts:
-            asked = prompt.split("\nThink step by step")[0].rsplit("Q: ", 1)[-1]
-            answer = self.right.get(asked, "nothing")
-            out.append([f"Working it out.\n#### {answer}\nThe answer is {answer}."] * num_samples)
-        return out
 
 
 def _file(task: str, path: Path):
@@ -54,7 +26,7 @@ def test_small_domains_share_batches_and_open_answers_have_no_chance(tmp_path: P
     tasks = {d: gsm for d in data if d.startswith("gsm")} | {"acre": acre}
     roles = dict.fromkeys(data, "source")
     right = {e.question: e.answer for examples in data.values() for e in examples}
-    student = EchoStudent(right)
+    student = ScriptedStudent(right)
     report = evaluate(
         student,
         data,
@@ -70,7 +42,7 @@ def test_small_domains_share_batches_and_open_answers_have_no_chance(tmp_path: P
     assert domains["gsm0"]["metrics"]["gsm8k_strict_match"]["mean"] == 1.0
     assert set(domains["acre"]["by_type"]) == {"direct", "indirect", "screen_off", "potential"}
     assert domains["acre"]["by_type"]["direct"]["n"] == 3
-    markdown = (tmp_path / "report.md").read_text()
+    markdown = render_eval(report)
     assert "| gsm0 | source | 1 |" in markdown and "n/a" in markdown
     assert "gsm8k_flexible_extract" in markdown and "Accuracy per question type" in markdown
 
@@ -85,7 +57,7 @@ def test_shots_are_drawn_from_the_pool_never_the_question(tmp_path: Path) -> Non
     assert text.count("Q: ") == 4 and text.endswith(f"Q: {asked.question}")
     assert shots[0].rationale in text  # a shot shows its worked solution ending in the answer sentence
     assert few_shot_question(asked, pool, 0) == asked.question
-    student = EchoStudent({e.question: e.answer for e in pool})
+    student = ScriptedStudent({e.question: e.answer for e in pool})
     cfg = EvalConfig(shots=2, bootstrap_resamples=50)
     report = evaluate(
         student, {"gsm8k": pool}, {"gsm8k": "source"}, cfg, tmp_path, tasks={"gsm8k": gsm}, show_progress=False

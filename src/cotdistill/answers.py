@@ -26,11 +26,8 @@ import string
 from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
+from enum import StrEnum
 from fractions import Fraction
-from typing import TYPE_CHECKING
-
-if TYPE_CHECKING:
-    from cotdistill.tasks.base import AnswerType
 
 ANSWER_PREFIX = "The answer is"
 
@@ -58,6 +55,17 @@ _SENTENCE_END = re.compile(r"[.!?](?=\s)")
 CHOICE_LETTERS = "ABCDE"
 
 
+class AnswerType(StrEnum):
+    """How a task's answers are extracted and compared."""
+
+    NUMBER = "number"
+    CHOICE = "choice"  # a multiple-choice letter A-E
+    YESNO = "yesno"
+    LIST = "list"  # a Python list literal
+    LABEL = "label"  # one of a closed set of words given by ``Task.labels``
+    TEXT = "text"  # a free string compared after normalisation
+
+
 @dataclass(frozen=True)
 class Score:
     """Result of scoring one prediction. ``extracted`` is the flexible extraction (or None)."""
@@ -77,12 +85,12 @@ def instruction(answer_type: AnswerType | str, labels: Sequence[str] = ()) -> st
     """One sentence telling a model how to state its final answer."""
     kind = _kind(answer_type)
     shape = {
-        "number": "a number",
-        "choice": "a letter",
-        "yesno": "yes or no",
-        "list": "a Python list",
-        "label": " or ".join(labels) if labels else "a word",
-        "text": "a short phrase",
+        AnswerType.NUMBER: "a number",
+        AnswerType.CHOICE: "a letter",
+        AnswerType.YESNO: "yes or no",
+        AnswerType.LIST: "a Python list",
+        AnswerType.LABEL: " or ".join(labels) if labels else "a word",
+        AnswerType.TEXT: "a short phrase",
     }[kind]
     return f'Think step by step, then finish with "{ANSWER_PREFIX} X." where X is {shape}.'
 
@@ -161,18 +169,18 @@ def normalize(
     """
     kind = _kind(answer_type)
     answer = answer.strip()
-    if kind == "number":
+    if kind == AnswerType.NUMBER:
         match = _NUMBER.search(answer)
         return normalize_number(match.group(0)) if match else None
-    if kind == "list":
+    if kind == AnswerType.LIST:
         match = _LIST.search(answer)
         return normalize_list(match.group(0)) if match else None
-    if kind == "choice":
+    if kind == AnswerType.CHOICE:
         return _choice_at_start(answer) or _option_by_text(answer, options)
-    if kind == "yesno":
+    if kind == AnswerType.YESNO:
         match = _YESNO.search(answer)
         return _YESNO_CANONICAL[match.group(1).lower()] if match else None
-    if kind == "label":
+    if kind == AnswerType.LABEL:
         return _find_label(answer, labels, last=False)
     return normalize_text(answer) or None
 
@@ -251,7 +259,7 @@ def extract(
     kind = _kind(answer_type)
     span = _sentence_span(text)
     if span is not None:
-        stated = span.rstrip(". ") if kind in ("text", "choice") else span
+        stated = span.rstrip(". ") if kind in (AnswerType.TEXT, AnswerType.CHOICE) else span
         value = normalize(stated, kind, labels, options)
         if value is not None or strict:
             return value
@@ -261,22 +269,22 @@ def extract(
 
 
 def _extract_flexible(text: str, kind: str, labels: Sequence[str], options: Sequence[str]) -> str | None:
-    if kind == "number":
+    if kind == AnswerType.NUMBER:
         found = _NUMBER.findall(text)
         return normalize_number(found[-1]) if found else None
-    if kind == "list":
+    if kind == AnswerType.LIST:
         found = _LIST.findall(text)
         return normalize_list(found[-1]) if found else None
-    if kind == "choice":
+    if kind == AnswerType.CHOICE:
         found = list(_CHOICE_IN_TEXT.finditer(text))
         if found:
             return _letter(found[-1])
         lines = [line for line in text.strip().splitlines() if line.strip()]
         return _option_by_text(lines[-1], options) if lines else None
-    if kind == "yesno":
+    if kind == AnswerType.YESNO:
         found = _YESNO.findall(text)
         return _YESNO_CANONICAL[found[-1].lower()] if found else None
-    if kind == "label":
+    if kind == AnswerType.LABEL:
         return _find_label(text, labels, last=True)
     lines = [line for line in text.strip().splitlines() if line.strip()]
     return normalize_text(lines[-1]) if lines else None

@@ -29,7 +29,7 @@ from cotdistill.distill.generate import GenerateConfig, generate_rationales
 from cotdistill.distill.recipe import suite_questions
 from cotdistill.errors import CotDistillError, DataError
 from cotdistill.tasks import Example, Task
-from cotdistill.tasks.suite import Suite, SuiteConfig
+from cotdistill.tasks.suite import Role, Suite, SuiteConfig
 
 if TYPE_CHECKING:  # evaluation, training and reports load only when a function needs them
     from cotdistill.eval.evaluate import EvalConfig
@@ -117,7 +117,7 @@ def generate(
     config: GenerateConfig | Mapping[str, Any] | str | Path | None = None,
     *,
     split: str = "train",
-    roles: Sequence[str] = ("source",),
+    roles: Sequence[Role | str] = (Role.SOURCE,),
     tasks: Mapping[str, Task] | None = None,
     shots: Mapping[str, Sequence[Example]] | None = None,
     show_progress: bool = True,
@@ -176,6 +176,7 @@ def train(
     student: Student | StudentConfig | Mapping[str, Any] | None = None,
     train: TrainConfig | Mapping[str, Any] | None = None,
     unlabelled: Sequence[Example] | str | Path = (),
+    suite: Suite | str | Path | None = None,
     resume: bool = False,
 ) -> Student:
     """Train a student with a registered method; writes ``out_dir/final`` and returns the student.
@@ -184,7 +185,9 @@ def train(
     ``method_config``: the method's ``Config`` (or a dict of its fields). ``student``: a loaded
     student, or the config of a fresh one (default ``tiny``, whose tokenizer is trained on the
     data). ``unlabelled``: target-domain questions (PRADA), when ``data`` is not a ``TrainData``.
-    ``resume`` continues from the last checkpoint in ``out_dir``.
+    ``suite``: when ``data`` is not a ``TrainData``, the suite whose tasks give each domain's answer
+    instruction and family, so training prompts equal ``evaluate``'s (else the registered task named
+    like the domain). ``resume`` continues from the last checkpoint in ``out_dir``.
     """
     from cotdistill.methods.base import TrainConfig, TrainData, get_method
     from cotdistill.models import Student, StudentConfig
@@ -194,7 +197,8 @@ def train(
     if not isinstance(data, TrainData):
         labelled = load_examples(data, need_rationale=True) if isinstance(data, str | Path) else list(data)
         extra = load_examples(unlabelled) if isinstance(unlabelled, str | Path) else list(unlabelled)
-        data = TrainData(labelled, extra)
+        data = TrainData(labelled, extra, **({} if suite is None else _domain_prompts(suite)))
+        _warn_unknown_domains(data)
     method_cls = get_method(method)
     if not isinstance(method_config, method_cls.Config):
         method_config = from_dict(method_cls.Config, method_config, where=f"method '{method}'")
@@ -203,6 +207,28 @@ def train(
         student = build_student(_config(StudentConfig, student), training_corpus(data))
     Path(out_dir).mkdir(parents=True, exist_ok=True)
     return method_cls().train(student, data, train_cfg, method_config, out_dir, resume=resume)
+
+
+def _domain_prompts(suite: Suite | str | Path) -> dict[str, dict[str, str]]:
+    """``TrainData``'s ``instructions`` and ``families`` from the suite's tasks, as evaluation uses them."""
+    suite = suite if isinstance(suite, Suite) else load_suite(suite)
+    tasks = {d: suite.task(d) for d in suite.domains()}
+    return {
+        "instructions": {d: t.answer_instruction for d, t in tasks.items()},
+        "families": {d: str(t.family) for d, t in tasks.items()},
+    }
+
+
+def _warn_unknown_domains(data: TrainData) -> None:
+    from cotdistill.tasks import TASKS
+
+    unknown = sorted({e.domain for e in data.labelled if e.domain not in data.instructions and e.domain not in TASKS})
+    if unknown:
+        log.warning(
+            "domain(s) %s: no registered task of that name and no suite given, so their training prompts "
+            "carry no answer instruction (evaluation on a suite adds its task's); give the suite",
+            ", ".join(unknown),
+        )
 
 
 # ---------------------------------------------------------------------------------------- evaluation
@@ -240,6 +266,7 @@ def evaluate(
     from cotdistill.eval import evaluate as run_evaluation
     from cotdistill.io import ensure_output_dir
     from cotdistill.models import Student
+    from cotdistill.report.render import write_eval_markdown
 
     cfg = _config(EvalConfig, config)
     ensure_output_dir(out_dir)  # an output path that is a file is a one-line error before any work
@@ -249,7 +276,7 @@ def evaluate(
         suite.info(name)  # an unknown domain raises with a suggestion
     if meta is None:
         meta = {"suite": str(suite.path), **({} if isinstance(student, Student) else {"checkpoint": str(student)})}
-    return run_evaluation(
+    report = run_evaluation(
         load_student(student),
         {d: suite.examples(d, cfg.split) for d in names},
         {d: suite.roles[d] for d in names},
@@ -260,6 +287,8 @@ def evaluate(
         show_progress=show_progress,
         shot_pool={d: shot_pool(suite, d, cfg.split) for d in names} if cfg.shots else None,
     )
+    write_eval_markdown(report, out_dir)
+    return report
 
 
 def shot_pool(suite: Suite, domain: str, split: str) -> list[Example]:

@@ -30,13 +30,6 @@ C = TypeVar("C")
 SECRET_MARKERS = ("api_key", "token", "secret", "password")
 
 
-def field_help(cls: type, name: str) -> str:
-    for f in dataclasses.fields(cls):
-        if f.name == name:
-            return f.metadata.get("help", "")
-    return ""
-
-
 def from_dict(cls: type[C], data: Mapping[str, Any] | None, *, where: str = "config", prefix: str = "") -> C:
     """Build dataclass ``cls`` from ``data``; errors name ``where`` (file) and the dotted key."""
     if data is None:

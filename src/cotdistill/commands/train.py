@@ -23,6 +23,7 @@ log = logging.getLogger(__name__)
 EXAMPLE = """example recipe:
   data: out/rationales.jsonl      # or an examples JSONL with rationales
   unlabelled: null                # optional JSONL of target-domain questions (PRADA)
+  suite: runs/suite               # the suite evaluated on: its tasks' answer instructions
   student: {model: tiny}          # or smollm2-135m-instruct with finetune: lora
   method: sft
   method_args: {multitask: false}
@@ -39,6 +40,13 @@ class TrainRecipe:
         default="", metadata={"help": "rationales.jsonl (kept samples) or examples JSONL with rationales"}
     )
     unlabelled: str | None = field(default=None, metadata={"help": "JSONL of unlabelled target-domain questions"})
+    suite: str | None = field(
+        default=None,
+        metadata={
+            "help": "suite directory whose tasks give each domain's answer instruction and family, as "
+            "`cotdistill eval` uses them (default: the registered task named like the domain)"
+        },
+    )
     student: StudentConfig = field(default_factory=StudentConfig, metadata={"help": "the student to train"})
     method: str = field(default="sft", metadata={"help": "registered method name"})
     method_args: dict[str, Any] = field(default_factory=dict, metadata={"help": "the method's own config"})
@@ -85,6 +93,7 @@ def _train(args: argparse.Namespace) -> int:
             student=recipe.student,
             train=recipe.train,
             unlabelled=recipe.unlabelled or (),
+            suite=recipe.suite,
             resume=args.resume,
         )
     print(f"trained student: {output / 'final'}")

@@ -14,7 +14,7 @@ from pathlib import Path
 from cotdistill.distill.generate import GenerateConfig
 from cotdistill.io import read_records
 from cotdistill.tasks import Example, Task
-from cotdistill.tasks.suite import Suite, SuiteConfig, load_suite, make_suite
+from cotdistill.tasks.suite import Role, Suite, SuiteConfig, load_suite, make_suite
 
 
 @dataclass
@@ -26,8 +26,8 @@ class GenerateRecipe:
     )
     suite: SuiteConfig | None = field(default=None, metadata={"help": "a suite to build into <output_dir>/suite"})
     split: str = field(default="train", metadata={"help": "suite split to take questions from"})
-    roles: list[str] = field(
-        default_factory=lambda: ["source"],
+    roles: list[Role] = field(
+        default_factory=lambda: [Role.SOURCE],
         metadata={"help": "suite roles to take questions from (empty: every domain)"},
     )
     domains: list[str] = field(default_factory=list, metadata={"help": "only these domains (empty: all)"})
@@ -48,11 +48,11 @@ class GenerateRecipe:
 
 
 def suite_questions(
-    suite: Suite, split: str, roles: Sequence[str] = ("source",)
+    suite: Suite, split: str, roles: Sequence[Role | str] = (Role.SOURCE,)
 ) -> tuple[list[Example], dict[str, Task]]:
     """The ``split`` questions of the suite's domains with one of ``roles`` (empty: every domain),
     and the task that scores each of those domains."""
-    names = [d for d in suite.domains() if not roles or suite.roles[d].value in roles]
+    names = [d for d in suite.domains() if not roles or suite.roles[d] in roles]
     return [e for d in names for e in suite.examples(d, split)], {d: suite.task(d) for d in names}
 
 

@@ -1,12 +1,13 @@
-"""Evaluate a student on several domains: generate, score, summarise, write the report.
+"""Evaluate a student on several domains: generate, score, summarise, write the report data.
 
 ``evaluate`` writes into ``out_dir``:
 
 * ``predictions.jsonl``: one scored record per question (appended as it goes, so a killed
   evaluation resumes where it stopped when run again with the same settings);
 * ``report.json``: the config, per-domain and per-group accuracy with bootstrap intervals,
-  chance baselines, and every per-example record;
-* ``report.md``: the same as readable tables (``cotdistill.report.render``).
+  chance baselines, and every per-example record.
+
+The readable ``report.md`` is the report layer's (``cotdistill.report.render.write_eval_markdown``).
 
 Questions of all domains are generated together, ``chunk_size`` at a time (the student batches
 and sorts them by length), so many small domains cost no more than one large one; the progress
@@ -33,7 +34,7 @@ from cotdistill.eval.generation import Generator, generate_samples
 from cotdistill.eval.scoring import chance_baseline, score_example
 from cotdistill.eval.stats import bootstrap_ci
 from cotdistill.eval.summary import METRICS, ROLES, summarize
-from cotdistill.io import JsonlAppender, atomic_write_json, atomic_write_text, iter_jsonl
+from cotdistill.io import JsonlAppender, atomic_write_json, iter_jsonl
 from cotdistill.precision import PRECISION_HELP, Precision
 from cotdistill.tasks.base import Example, Task, get_task
 
@@ -41,7 +42,6 @@ log = logging.getLogger(__name__)
 
 PREDICTIONS = "predictions.jsonl"
 REPORT_JSON = "report.json"
-REPORT_MD = "report.md"
 _SETTINGS = "eval_settings.json"
 
 
@@ -160,9 +160,6 @@ def evaluate(
             bar.update(len(chunk))
     report = build_report(selected, roles, tasks, done, cfg, meta)
     atomic_write_json(out / REPORT_JSON, report)
-    from cotdistill.report.render import render_eval
-
-    atomic_write_text(out / REPORT_MD, render_eval(report))
     return report
 
 

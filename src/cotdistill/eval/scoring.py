@@ -17,7 +17,8 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 
 from cotdistill import answers
-from cotdistill.tasks.base import AnswerType, Example, Task
+from cotdistill.answers import AnswerType
+from cotdistill.tasks.base import Example, Task
 
 
 @dataclass(frozen=True)

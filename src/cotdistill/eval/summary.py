@@ -21,14 +21,15 @@ from typing import Any
 import numpy as np
 
 from cotdistill.eval.stats import Interval, bootstrap_ci, bootstrap_macro_ci
+from cotdistill.tasks.suite import Role
 
-ROLES = ("source", "target_near", "target_far")
+ROLES = tuple(Role)
 METRICS = ("strict", "flexible")
-GROUPS: dict[str, tuple[str, ...]] = {
-    "in_domain": ("source",),
-    "out_of_domain": ("target_near", "target_far"),
-    "target_near": ("target_near",),
-    "target_far": ("target_far",),
+GROUPS: dict[str, tuple[Role, ...]] = {
+    "in_domain": (Role.SOURCE,),
+    "out_of_domain": (Role.TARGET_NEAR, Role.TARGET_FAR),
+    "target_near": (Role.TARGET_NEAR,),
+    "target_far": (Role.TARGET_FAR,),
 }
 GROUP_TITLES = {
     "in_domain": "in-domain (source)",

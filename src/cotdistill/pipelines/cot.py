@@ -51,7 +51,7 @@ from cotdistill.models.student import STUDENT_FILE
 from cotdistill.pipelines.base import register_pipeline
 from cotdistill.pipelines.outputs import CHART_PNG, run_report, write_config, write_report
 from cotdistill.pipelines.stages import OnChange, Stage, prepare
-from cotdistill.report.render import paired_verdicts, render_comparison
+from cotdistill.report.render import paired_verdicts, render_comparison, write_eval_markdown
 from cotdistill.report.runs import runs_of
 from cotdistill.report.table import comparison_rows
 from cotdistill.tasks.suite import Role, Suite, SuiteConfig, load_suite, make_suite
@@ -227,7 +227,7 @@ class CotPipeline:
             if report.get("config") == to_dict(config.eval) and report.get("meta") == meta:
                 return report
         domains = suite.domains()
-        return evaluate(
+        report = evaluate(
             Student.load(checkpoint),
             {d: suite.examples(d, config.eval.split) for d in domains},
             suite.roles,
@@ -236,6 +236,8 @@ class CotPipeline:
             tasks={d: suite.task(d) for d in domains},
             meta=meta,
         )
+        write_eval_markdown(report, eval_dir)
+        return report
 
 
 def stages(config: CotConfig, out: Path, runs: list[tuple[VariantConfig, int]]) -> list[Stage]:

@@ -3,7 +3,7 @@
 from cotdistill.report.compare import compare_runs
 from cotdistill.report.html import write_html_report
 from cotdistill.report.plot import plot_accuracy
-from cotdistill.report.render import render_comparison, render_eval, render_runs
+from cotdistill.report.render import render_comparison, render_eval, render_runs, write_eval_markdown
 from cotdistill.report.runs import Run, load_runs, read_report, runs_of
 
 __all__ = [
@@ -16,5 +16,6 @@ __all__ = [
     "render_eval",
     "render_runs",
     "runs_of",
+    "write_eval_markdown",
     "write_html_report",
 ]

@@ -9,8 +9,7 @@ from typing import Any
 from cotdistill.eval.summary import GROUP_TITLES
 from cotdistill.report.runs import Run
 from cotdistill.report.table import ordered_domains, ordered_groups
-
-_SECTIONS = (("source",), ("target_near", "target_far"))  # in-domain, then out-of-domain
+from cotdistill.tasks.suite import Role
 
 
 def plot_accuracy(runs: Sequence[Run], path: str | Path, *, metric: str | None = None, title: str = "") -> Path:
@@ -27,8 +26,8 @@ def plot_accuracy(runs: Sequence[Run], path: str | Path, *, metric: str | None =
     roles = {d: next(r.summary["domains"][d]["role"] for r in runs if d in r.summary["domains"]) for d in domains}
     averages = [g for g in ordered_groups(runs) if g in ("in_domain", "out_of_domain")]
     sections = [
-        ("in-domain", [("domains", d, d) for d in domains if roles[d] == "source"]),
-        ("out-of-domain", [("domains", d, d) for d in domains if roles[d] != "source"]),
+        ("in-domain", [("domains", d, d) for d in domains if roles[d] == Role.SOURCE]),
+        ("out-of-domain", [("domains", d, d) for d in domains if roles[d] != Role.SOURCE]),
         ("macro averages", [("groups", g, GROUP_TITLES[g].split(" (")[0]) for g in averages]),
     ]
     slots: list[tuple[str, str, str]] = []  # (summary section, key, tick label)

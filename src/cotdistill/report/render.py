@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 from cotdistill.eval.stats import Interval
 from cotdistill.eval.summary import GROUP_TITLES, chance_verdict, difference_verdict, format_chance
+from cotdistill.io import atomic_write_text
 from cotdistill.report.runs import Run, runs_of
 from cotdistill.report.table import comparison_rows, markdown_table
 
+REPORT_MD = "report.md"
 _EXAMPLES_SHOWN = 2
 _CHANCE_NOTE = (
     "Chance is the accuracy of always giving the most common gold answer of the domain's test split "
@@ -125,6 +128,13 @@ def render_eval(report: Mapping[str, Any]) -> str:
                 f"{_shorten(row['prediction'])}"
             )
     return "\n".join(lines).rstrip() + "\n"
+
+
+def write_eval_markdown(report: Mapping[str, Any], out_dir: str | Path) -> Path:
+    """Write ``render_eval(report)`` as ``out_dir/report.md``; returns its path."""
+    path = Path(out_dir) / REPORT_MD
+    atomic_write_text(path, render_eval(report))
+    return path
 
 
 def render_runs(runs: Sequence[Run], *, title: str, metric: str | None = None, chart: str | None = None) -> str:

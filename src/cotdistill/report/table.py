@@ -7,8 +7,9 @@ from collections.abc import Sequence
 from cotdistill.eval.stats import Interval
 from cotdistill.eval.summary import GROUP_TITLES, ROLES, format_chance
 from cotdistill.report.runs import Run
+from cotdistill.tasks.suite import Role
 
-ROLE_TITLES = {"source": "source", "target_near": "near", "target_far": "far"}
+ROLE_TITLES = {Role.SOURCE: "source", Role.TARGET_NEAR: "near", Role.TARGET_FAR: "far"}
 
 
 def ordered_domains(runs: Sequence[Run]) -> list[str]:

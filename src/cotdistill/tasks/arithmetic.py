@@ -14,7 +14,8 @@ from dataclasses import dataclass, field
 from typing import ClassVar
 
 from cotdistill import answers
-from cotdistill.tasks.base import AnswerType, Example, Family, ProceduralTask, register_task
+from cotdistill.answers import AnswerType
+from cotdistill.tasks.base import Example, Family, ProceduralTask, register_task
 from cotdistill.tasks.words import person
 
 

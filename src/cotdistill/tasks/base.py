@@ -16,22 +16,12 @@ from enum import StrEnum
 from typing import Any, ClassVar
 
 from cotdistill import answers
+from cotdistill.answers import AnswerType
 from cotdistill.errors import ConfigError
 from cotdistill.registry import Registry
 
 SPLITS = ("train", "dev", "test")
 _SPLIT_BUCKETS = {"train": range(0, 80), "dev": range(80, 90), "test": range(90, 100)}
-
-
-class AnswerType(StrEnum):
-    """How a task's answers are extracted and compared (see ``cotdistill.answers``)."""
-
-    NUMBER = "number"
-    CHOICE = "choice"  # a multiple-choice letter A-E
-    YESNO = "yesno"
-    LIST = "list"  # a Python list literal
-    LABEL = "label"  # one of a closed set of words given by ``Task.labels``
-    TEXT = "text"  # a free string compared after normalisation
 
 
 class Family(StrEnum):

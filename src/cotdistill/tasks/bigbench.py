@@ -37,18 +37,10 @@ from pathlib import Path
 from typing import Any, Literal
 
 from cotdistill import answers
+from cotdistill.answers import AnswerType
 from cotdistill.errors import ConfigError, DataError
 from cotdistill.io import require_file
-from cotdistill.tasks.base import (
-    SPLITS,
-    AnswerType,
-    Example,
-    Family,
-    question_hash,
-    register_task,
-    split_of,
-    stable_seed,
-)
+from cotdistill.tasks.base import SPLITS, Example, Family, question_hash, register_task, split_of, stable_seed
 from cotdistill.tasks.loaders import FileParams, FileTask, count_skipped, sample_unique
 
 CHOICE_LETTERS = answers.CHOICE_LETTERS

@@ -15,8 +15,9 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 from cotdistill import answers
+from cotdistill.answers import AnswerType
 from cotdistill.errors import ConfigError
-from cotdistill.tasks.base import AnswerType, Example, Family, ProceduralTask, register_task, stable_seed
+from cotdistill.tasks.base import Example, Family, ProceduralTask, register_task, stable_seed
 
 # Large enough that no split request runs off the end; reasoning-gym datasets are lazy.
 _GYM_SIZE = 10_000_000

@@ -22,9 +22,10 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from cotdistill.answers import AnswerType
 from cotdistill.errors import DataError
 from cotdistill.io import require_file
-from cotdistill.tasks.base import AnswerType, Example, Family, question_hash, register_task
+from cotdistill.tasks.base import Example, Family, question_hash, register_task
 from cotdistill.tasks.loaders import FileTask
 
 

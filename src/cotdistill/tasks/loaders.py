@@ -24,9 +24,10 @@ from pathlib import Path
 from typing import Any, Literal
 
 from cotdistill import answers
+from cotdistill.answers import AnswerType
 from cotdistill.errors import ConfigError, DataError
 from cotdistill.io import read_records
-from cotdistill.tasks.base import SPLITS, AnswerType, Example, Family, Task, question_hash, register_task, split_of
+from cotdistill.tasks.base import SPLITS, Example, Family, Task, question_hash, register_task, split_of
 
 
 def count_skipped(counter: dict[str, int] | None) -> None:

@@ -20,8 +20,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from cotdistill.answers import answer_sentence
-from cotdistill.tasks.base import AnswerType, Example, Family, ProceduralTask, register_task
+from cotdistill.answers import AnswerType, answer_sentence
+from cotdistill.tasks.base import Example, Family, ProceduralTask, register_task
 
 _ONSETS = ("b", "br", "d", "dr", "f", "g", "k", "l", "m", "n", "p", "r", "s", "t", "th", "v", "z")
 _VOWELS = ("a", "e", "i", "o", "u", "ai", "ei", "ou")

@@ -6,7 +6,8 @@ import random
 from dataclasses import dataclass, field
 
 from cotdistill import answers
-from cotdistill.tasks.base import AnswerType, Example, Family, ProceduralTask, register_task
+from cotdistill.answers import AnswerType
+from cotdistill.tasks.base import Example, Family, ProceduralTask, register_task
 from cotdistill.tasks.words import NAMES, distinct_names
 
 _LAST_LETTER_TEMPLATES = (

@@ -15,7 +15,8 @@ import random
 import re
 from dataclasses import dataclass, field
 
-from cotdistill.tasks.base import AnswerType, Family, register_task
+from cotdistill.answers import AnswerType
+from cotdistill.tasks.base import Family, register_task
 from cotdistill.tasks.inductive.base import (
     Domain,
     GeneratedTask,

@@ -25,8 +25,9 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 from cotdistill import answers
+from cotdistill.answers import AnswerType
 from cotdistill.registry import Registry
-from cotdistill.tasks.base import AnswerType, Example, Family, ProceduralTask
+from cotdistill.tasks.base import Example, Family, ProceduralTask
 
 QUESTION_HEADER = "Find the rule that maps each input to its output, then apply it to the new input."
 

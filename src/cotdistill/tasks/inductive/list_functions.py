@@ -12,7 +12,8 @@ import random
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from cotdistill.tasks.base import AnswerType, register_task
+from cotdistill.answers import AnswerType
+from cotdistill.tasks.base import register_task
 from cotdistill.tasks.inductive.base import (
     GeneratedTask,
     InductiveCoTTask,

@@ -27,8 +27,9 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar, Literal
 
 from cotdistill import answers
+from cotdistill.answers import AnswerType
 from cotdistill.io import read_records, write_jsonl
-from cotdistill.tasks.base import AnswerType, Example, Family, register_task
+from cotdistill.tasks.base import Example, Family, register_task
 from cotdistill.tasks.inductive.acre import LABELS as ACRE_LABELS
 from cotdistill.tasks.inductive.base import Domain, Pair, RuleTask, format_question, get_domain
 from cotdistill.tasks.loaders import FileParams, FileTask

@@ -39,7 +39,7 @@ from cotdistill.methods.base import TrainConfig, TrainData
 from cotdistill.methods.data import IGNORE_INDEX, Collator
 from cotdistill.methods.prada import PRADA, PRADAConfig, PRADATrainer
 from cotdistill.methods.student_trainer import StudentTrainer
-from cotdistill.models import LoraSettings, Student
+from cotdistill.models import Student, StudentLoRAConfig
 from cotdistill.models.lora import apply_lora
 from cotdistill.models.pull import cached_path
 from cotdistill.models.tiny import TinyConfig, build_tiny_model, train_tokenizer
@@ -70,7 +70,7 @@ def load_model(name: str, corpus: list[str], lora: bool) -> tuple[Student, str]:
         )
     params = sum(p.numel() for p in student.model.parameters()) / 1e6
     if lora:
-        student.model = apply_lora(student.model, LoraSettings())
+        student.model = apply_lora(student.model, StudentLoRAConfig())
     return student, f"{name} ({params:.1f}M parameters, {'LoRA' if lora else 'full fine-tuning'})"
 
 

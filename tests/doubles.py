@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
+
+from cotdistill.teachers import CompletionRequest, CompletionResult
 
 
 class ScriptedStudent:
@@ -46,3 +49,42 @@ class ScriptedStudent:
 
 def _answer(answer: str) -> str:
     return f"Working it out.\n#### {answer}\nThe answer is {answer}."
+
+
+def tiny_llama(tokenizer: Any, *, heads: int = 4, max_positions: int = 128) -> Any:
+    """A seeded 2-layer, 32-wide ``LlamaForCausalLM`` over ``tokenizer``'s vocabulary (2 KV heads)."""
+    import torch
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    torch.manual_seed(0)
+    config = LlamaConfig(
+        vocab_size=len(tokenizer),
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=heads,
+        num_key_value_heads=2,
+        max_position_embeddings=max_positions,
+        pad_token_id=tokenizer.pad_token_id,
+        bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+    )
+    return LlamaForCausalLM(config)
+
+
+class FirstWordReasoner:
+    """A reasoner backend that answers with the rationale's first word; counts requests (picklable)."""
+
+    id = "first-word"
+
+    def __init__(self) -> None:
+        self.requests = 0
+
+    def complete(self, requests: Sequence[CompletionRequest]) -> list[CompletionResult]:
+        self.requests += len(requests)
+        out = []
+        for r in requests:
+            text = r.messages[0]["content"]
+            words = text.split("\nReasoning: ")[1].split() if "\nReasoning: " in text else []
+            out.append(CompletionResult(r.key, [words[0] if words else ""] * r.n))
+        return out

@@ -6,12 +6,13 @@ from __future__ import annotations
 import pytest
 import torch
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
-from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
+from transformers import LlamaForCausalLM, PreTrainedTokenizerFast
 
 from cotdistill.models import Student
 from cotdistill.models.generation import GenerationEngine, Sampling, _StopText, end_of_turn_id, stop_token_ids
 from cotdistill.teachers import CompletionRequest, TeacherConfig
 from cotdistill.teachers.hf_local import HFTeacher
+from doubles import tiny_llama
 
 CORPUS = ["Tom has 3 apples and buys 4 more. 3 + 4 = 7. The answer is 7.", "Flip a coin: heads. The answer is no."]
 CHATML = (
@@ -33,20 +34,7 @@ def tiny_tokenizer() -> PreTrainedTokenizerFast:
 
 
 def tiny_model(tokenizer: PreTrainedTokenizerFast) -> LlamaForCausalLM:
-    torch.manual_seed(0)
-    config = LlamaConfig(
-        vocab_size=len(tokenizer),
-        hidden_size=32,
-        intermediate_size=64,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        num_key_value_heads=2,
-        max_position_embeddings=128,
-        pad_token_id=tokenizer.pad_token_id,
-        bos_token_id=tokenizer.bos_token_id,
-        eos_token_id=tokenizer.eos_token_id,
-    )
-    return LlamaForCausalLM(config).eval()
+    return tiny_llama(tokenizer).eval()
 
 
 @pytest.fixture()

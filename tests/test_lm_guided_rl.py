@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
 
 import pytest
 import torch
@@ -13,12 +12,12 @@ from cotdistill.methods.lm_guided.rewarder import RewardConfig, Rewarder
 from cotdistill.methods.lm_guided.rl import RLConfig, train_grpo
 from cotdistill.tasks import get_task
 from cotdistill.tasks.multihop import render_context, supporting_sentences
-from cotdistill.teachers import CompletionRequest, CompletionResult
+from doubles import FirstWordReasoner, tiny_llama
 
 
 def tiny_model_and_tokenizer(corpus: list[str]):
     from tokenizers import Tokenizer, models, pre_tokenizers, trainers
-    from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
+    from transformers import PreTrainedTokenizerFast
 
     tok = Tokenizer(models.WordLevel(unk_token="<unk>"))
     tok.pre_tokenizer = pre_tokenizers.Whitespace()
@@ -26,37 +25,7 @@ def tiny_model_and_tokenizer(corpus: list[str]):
     tokenizer = PreTrainedTokenizerFast(
         tokenizer_object=tok, unk_token="<unk>", pad_token="<pad>", bos_token="<s>", eos_token="</s>"
     )
-    torch.manual_seed(0)
-    config = LlamaConfig(
-        vocab_size=len(tokenizer),
-        hidden_size=32,
-        intermediate_size=64,
-        num_hidden_layers=2,
-        num_attention_heads=2,
-        num_key_value_heads=2,
-        pad_token_id=tokenizer.pad_token_id,
-        bos_token_id=tokenizer.bos_token_id,
-        eos_token_id=tokenizer.eos_token_id,
-    )
-    return LlamaForCausalLM(config), tokenizer
-
-
-class FirstWordReasoner:
-    """Answers with the first word of the rationale; counts requests."""
-
-    id = "first-word"
-
-    def __init__(self):
-        self.requests = 0
-
-    def complete(self, requests: Sequence[CompletionRequest]) -> list[CompletionResult]:
-        self.requests += len(requests)
-        out = []
-        for r in requests:
-            text = r.messages[0]["content"]
-            words = text.split("\nReasoning: ")[1].split() if "\nReasoning: " in text else []
-            out.append(CompletionResult(r.key, [words[0] if words else ""] * r.n))
-        return out
+    return tiny_llama(tokenizer, heads=2, max_positions=2048), tokenizer
 
 
 def multihop_rows(n: int) -> tuple[list[dict], list[str]]:

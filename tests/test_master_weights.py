@@ -20,7 +20,7 @@ from cotdistill.methods import TrainConfig, TrainData
 from cotdistill.methods.sft import SFT, SFTMethodConfig
 from cotdistill.methods.student_trainer import StudentTrainer
 from cotdistill.mixed_precision import MASTERS_KEY, BF16Weights, MasterWeightsOptimizer
-from cotdistill.models import LoraSettings, Student, StudentConfig, TinyConfig, load_student
+from cotdistill.models import Student, StudentConfig, StudentLoRAConfig, TinyConfig, load_student
 from cotdistill.precision import Precision, ResolvedPrecision, trainer_flags, with_master_weights
 from cotdistill.tasks import Example
 
@@ -42,7 +42,7 @@ def examples(n: int, domain: str = "toy") -> list[Example]:
 
 
 def fresh_student(finetune: str = "full") -> Student:
-    config = StudentConfig(tiny=TINY, finetune=finetune, lora=LoraSettings(r=4, alpha=8))
+    config = StudentConfig(tiny=TINY, finetune=finetune, lora=StudentLoRAConfig(r=4, alpha=8))
     return load_student(config, [e.question + " " + e.rationale for e in examples(40)])
 
 

@@ -7,7 +7,7 @@ import pytest
 from cotdistill.errors import CotDistillError
 from cotdistill.methods import TrainConfig, TrainData
 from cotdistill.methods.sft import SFT, SFTMethodConfig
-from cotdistill.models import LoraSettings, Student, StudentConfig, load_student
+from cotdistill.models import Student, StudentConfig, StudentLoRAConfig, load_student
 from cotdistill.models.pull import cached_path, pull
 from cotdistill.tasks import get_task
 
@@ -26,7 +26,7 @@ def test_smollm2_lora_sft_trains_saves_reloads_and_generates(smollm2_dir, tmp_pa
     task = get_task("arith_shopping")
     train = task.examples("train", 8, 0)
     test = task.examples("test", 4, 0)
-    cfg = StudentConfig(model="smollm2-135m-instruct", finetune="lora", lora=LoraSettings(r=8, alpha=16))
+    cfg = StudentConfig(model="smollm2-135m-instruct", finetune="lora", lora=StudentLoRAConfig(r=8, alpha=16))
     student = load_student(cfg)
     assert student.uses_chat_template and student.is_peft
     before = {n: p.detach().clone() for n, p in student.model.named_parameters() if p.requires_grad}

@@ -12,7 +12,7 @@ from torch import nn
 from cotdistill.errors import ConfigError, CotDistillError
 from cotdistill.methods.data import Collator, make_row
 from cotdistill.methods.student_module import StudentModule
-from cotdistill.models import LoraSettings, Student, StudentConfig, TinyConfig, load_student
+from cotdistill.models import Student, StudentConfig, StudentLoRAConfig, TinyConfig, load_student
 from cotdistill.models.student import plain_prompt
 from cotdistill.nn.soft_prompt import register_soft_prompt
 
@@ -134,7 +134,7 @@ def test_save_load_round_trip_full(student, tmp_path):
 
 
 def test_save_load_round_trip_lora_with_soft_prompt(tmp_path):
-    cfg = StudentConfig(tiny=TINY, finetune="lora", lora=LoraSettings(r=4, alpha=8))
+    cfg = StudentConfig(tiny=TINY, finetune="lora", lora=StudentLoRAConfig(r=4, alpha=8))
     lora = load_student(cfg, CORPUS)
     assert lora.is_peft
     trainable = {n for n, p in lora.model.named_parameters() if p.requires_grad}

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import pytest
-import torch
 from tokenizers import Tokenizer, models, pre_tokenizers, trainers
-from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
+from transformers import PreTrainedTokenizerFast
 
 from cotdistill.teachers import CompletionRequest, TeacherConfig, build_teacher
+from doubles import tiny_llama
 
 CORPUS = [
     "Tom has 3 apples and buys 4 more. 3 + 4 = 7. The answer is 7.",
@@ -31,20 +31,7 @@ def model_dir(tmp_path_factory):
         "{% for m in messages %}<s>{{ m['role'] }}: {{ m['content'] }}\n{% endfor %}"
         "{% if add_generation_prompt %}assistant:{% endif %}"
     )
-    torch.manual_seed(0)
-    config = LlamaConfig(
-        vocab_size=len(tokenizer),
-        hidden_size=32,
-        intermediate_size=64,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        num_key_value_heads=2,
-        max_position_embeddings=256,
-        pad_token_id=tokenizer.pad_token_id,
-        bos_token_id=tokenizer.bos_token_id,
-        eos_token_id=tokenizer.eos_token_id,
-    )
-    model = LlamaForCausalLM(config)
+    model = tiny_llama(tokenizer, max_positions=256)
     directory = tmp_path_factory.mktemp("tiny-llama")
     model.save_pretrained(directory)
     tokenizer.save_pretrained(directory)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pickle
-from collections.abc import Sequence
 
 import pytest
 import torch
@@ -23,7 +22,7 @@ from cotdistill.methods.student_trainer import StudentTrainer
 from cotdistill.methods.training_args import build_training_args
 from cotdistill.models import StudentConfig, TinyConfig, load_student
 from cotdistill.tasks import Example
-from cotdistill.teachers import CompletionRequest, CompletionResult
+from doubles import FirstWordReasoner
 
 TINY = TinyConfig(hidden_size=32, num_layers=2, num_heads=2, intermediate_size=64, vocab_size=300)
 EXAMPLES = [Example(f"t{i}", "toy", f"What is {i} + 2?", str(i + 2), f"{i} plus 2 is {i + 2}.") for i in range(4)]
@@ -171,20 +170,6 @@ def test_one_row_builder_cuts_the_side_it_is_told():
     assert redis_row == {"input_ids": left["input_ids"], "labels": left["labels"]}
 
 
-class EchoTeacher:
-    """Answers with the first word of the rationale (module level, so it pickles)."""
-
-    id = "echo"
-
-    def complete(self, requests: Sequence[CompletionRequest]) -> list[CompletionResult]:
-        out = []
-        for r in requests:
-            text = r.messages[0]["content"]
-            words = text.split("\nReasoning: ")[1].split() if "\nReasoning: " in text else []
-            out.append(CompletionResult(r.key, [words[0] if words else ""] * r.n))
-        return out
-
-
 def test_parameterised_rewards_are_picklable_callables():
     length = LengthBounds(min_words=2, max_words=3)
     for reward in (length, NoRepetition(ngram=2), REWARDS.get("length"), REWARDS.get("no_repetition")):
@@ -195,7 +180,7 @@ def test_parameterised_rewards_are_picklable_callables():
 
 def test_the_rewarders_trl_functions_pickle_and_keep_their_names_and_parameters():
     weights = {"exact_match": 1.0, "length": 0.5, "no_repetition": 0.2}
-    rewarder = Rewarder(Reasoner(EchoTeacher()), RewardConfig(weights=weights, min_words=1, max_words=2))
+    rewarder = Rewarder(Reasoner(FirstWordReasoner()), RewardConfig(weights=weights, min_words=1, max_words=2))
     columns = {"question": ["q", "q"], "context": ["", ""], "answer": ["Paris", "Rome"], "supporting": [[], []]}
     completions = ["Paris is the answer", "Rome"]
     funcs = rewarder.trl_reward_funcs()

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Literal
 
 from cotdistill.errors import ConfigError
-from cotdistill.models.lora import LoraSettings, apply_lora
+from cotdistill.models.lora import StudentLoRAConfig, apply_lora
 from cotdistill.models.prune import keep_decoder_layers, validate_keep_layers
 from cotdistill.models.student import STUDENT_FILE, Student, plain_prompt
 from cotdistill.models.tiny import TinyConfig, build_tiny_model, train_tokenizer
@@ -28,7 +28,9 @@ class StudentConfig:
         },
     )
     finetune: Literal["full", "lora"] = field(default="full", metadata={"help": "train all weights or LoRA adapters"})
-    lora: LoraSettings = field(default_factory=LoraSettings, metadata={"help": "LoRA settings (finetune: lora)"})
+    lora: StudentLoRAConfig = field(
+        default_factory=StudentLoRAConfig, metadata={"help": "LoRA settings (finetune: lora)"}
+    )
     tiny: TinyConfig = field(default_factory=TinyConfig, metadata={"help": "sizes of the tiny preset"})
     use_chat_template: bool = field(
         default=True, metadata={"help": "prompt with the chat template when the model has one"}

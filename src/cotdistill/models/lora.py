@@ -8,7 +8,7 @@ from torch import nn
 
 
 @dataclass
-class LoraSettings:
+class StudentLoRAConfig:
     """PEFT ``LoraConfig`` knobs used when ``finetune: lora``."""
 
     r: int = field(default=16, metadata={"help": "adapter rank"})
@@ -28,7 +28,7 @@ class LoraSettings:
             raise ValueError("target_modules must name at least one module")
 
 
-def apply_lora(model: nn.Module, settings: LoraSettings) -> nn.Module:
+def apply_lora(model: nn.Module, settings: StudentLoRAConfig) -> nn.Module:
     """Wrap ``model`` in a PEFT LoRA model; only the adapter weights stay trainable."""
     from peft import LoraConfig, TaskType, get_peft_model
 

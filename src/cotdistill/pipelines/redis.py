@@ -144,7 +144,7 @@ def stages(config: ReDisConfig, out: Path, digest: str) -> dict[str, Stage]:
     """Every stage of the run, by name, in order (see the module docstring)."""
     records = out / "stages"
     teacher: dict[str, Any] = {"teacher": config.teacher}
-    if config.teacher.backend == "oracle":
+    if config.rule_oracle:
         teacher["oracle"] = config.oracle
     tasks = {"seed": config.seed, "data": config.data, "tasks_sha256": digest}
     declared = {"augment": Stage.directory(out / "augment", {**tasks, **teacher, "augment": config.augment})}
@@ -259,7 +259,7 @@ def _file_tasks(config: ReDisConfig, path: str, domain: str, prefix: str) -> lis
 
 
 def _teacher(config: ReDisConfig, train: list[RuleTask]) -> Any:
-    if config.teacher.backend == "oracle":
+    if config.rule_oracle:
         known = {t.idx: t for t in train if isinstance(t, GeneratedTask) and t.rule is not None}
         return RuleOracle(known, p_true=config.oracle.p_true, pool_size=config.oracle.pool_size, seed=config.seed)
     return build_teacher(config.teacher)

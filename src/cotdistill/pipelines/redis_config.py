@@ -9,6 +9,7 @@ from cotdistill.methods.redis import AugmentConfig, FilterConfig, ReDisTrainConf
 from cotdistill.models import StudentConfig
 from cotdistill.tasks.inductive import DOMAINS
 from cotdistill.teachers import TeacherConfig
+from cotdistill.teachers.oracle import OracleTeacherConfig
 
 REDIS_CONDITIONS = ("direct", "hs_base", "io_sft", "redis_sft", "redis_orpo", "redis_dpo")
 """The rows a ReDis run can report (``methods`` in a recipe): baselines, then ReDis after each stage."""
@@ -108,5 +109,11 @@ class ReDisConfig:
         unknown = [m for m in self.methods if m not in REDIS_CONDITIONS]
         if unknown or not self.methods:
             raise ValueError(f"methods must be a non-empty subset of {list(REDIS_CONDITIONS)}, got {self.methods}")
-        if self.teacher.backend == "oracle" and self.data.files:
+        if self.rule_oracle and self.data.files:
             raise ValueError("the oracle teacher knows only generated tasks; use an LM teacher with data.files")
+
+    @property
+    def rule_oracle(self) -> bool:
+        """Whether the teacher is the offline oracle, which ReDis answers with a ``RuleOracle`` of the
+        generated tasks' known rules."""
+        return isinstance(self.teacher.options, OracleTeacherConfig)

@@ -7,6 +7,7 @@ registers itself in ``TEACHERS`` when this package is imported.
 """
 
 from cotdistill.plugins import import_submodules
+from cotdistill.stopping import trim_at_stop
 from cotdistill.teachers.base import (
     TEACHERS,
     CompletionRequest,
@@ -20,7 +21,6 @@ from cotdistill.teachers.base import (
     backend_spec,
     build_teacher,
     register_teacher,
-    trim_at_stop,
 )
 
 import_submodules(__name__)

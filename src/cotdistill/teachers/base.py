@@ -20,24 +20,6 @@ from typing import Any, Protocol, TypeVar, runtime_checkable
 
 from cotdistill.errors import ConfigError, CotDistillError
 from cotdistill.registry import Registry, did_you_mean
-from cotdistill.stopping import trim_at_stop
-
-__all__ = [
-    "TEACHERS",
-    "CompletionRequest",
-    "CompletionResult",
-    "ExampleSubject",
-    "RequestSubject",
-    "Teacher",
-    "TeacherBackend",
-    "TeacherConfig",
-    "TeacherRefusedError",
-    "backend_spec",
-    "build_teacher",
-    "check_top_p",
-    "register_teacher",
-    "trim_at_stop",
-]
 
 
 @dataclass(frozen=True)

@@ -34,6 +34,7 @@ from urllib.parse import urlsplit
 import httpx
 
 from cotdistill.redaction import redact_text, register_secret, strip_url_credentials, url_credentials
+from cotdistill.stopping import trim_at_stop
 from cotdistill.teachers.base import (
     CompletionRequest,
     CompletionResult,
@@ -41,7 +42,6 @@ from cotdistill.teachers.base import (
     TeacherRefusedError,
     check_top_p,
     register_teacher,
-    trim_at_stop,
 )
 
 T = TypeVar("T")

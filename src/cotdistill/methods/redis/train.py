@@ -32,7 +32,7 @@ from cotdistill.methods.data import make_row
 from cotdistill.methods.redis.pairs import PreferencePair, SFTItem
 from cotdistill.methods.tracking import report_to_field, run_name_field
 from cotdistill.methods.training_args import build_training_args
-from cotdistill.models import LoraSettings, Student
+from cotdistill.models import Student, StudentLoRAConfig
 from cotdistill.models.lora import apply_lora
 from cotdistill.precision import PRECISION_HELP, Precision
 
@@ -119,7 +119,7 @@ def tokenize_sft(student: Student, items: Sequence[SFTItem], max_length: int) ->
     return rows
 
 
-def _trainable(student: Student, lora: LoraSettings | None) -> None:
+def _trainable(student: Student, lora: StudentLoRAConfig | None) -> None:
     """Merge a trained adapter into the weights and, for LoRA students, add a fresh adapter."""
     if student.is_peft:
         student.model = student.model.merge_and_unload()
@@ -139,7 +139,7 @@ def sft(
     items: Sequence[SFTItem],
     settings: ReDisTrainConfig,
     output_dir: str | Path,
-    lora: LoraSettings | None = None,
+    lora: StudentLoRAConfig | None = None,
 ) -> Student:
     """Supervised fine-tuning on ``items`` (LoRA adapter when ``lora`` is given); returns merged weights."""
     from datasets import Dataset
@@ -272,7 +272,7 @@ def align(
     pairs: Sequence[PreferencePair],
     settings: ReDisTrainConfig,
     output_dir: str | Path,
-    lora: LoraSettings | None = None,
+    lora: StudentLoRAConfig | None = None,
     loss: AlignLoss = "orpo",
 ) -> Student:
     """ORPO or DPO (``loss``) on ``pairs``, continuing from the student's current weights; returns merged weights."""

@@ -114,10 +114,13 @@ def generation(model: str, prompts: int, new_tokens: int) -> dict:
     """Greedy batched evaluation generation in tokens/s, default precision (bf16) and fp32."""
     from bench_sft import mixed_cot
     from cotdistill.models import StudentConfig, load_student
+    from cotdistill.tasks import get_task
 
     student = load_student(StudentConfig(model=model))
     student.model.to("cuda")
-    questions = [student.example_prompt(e) for e in mixed_cot(prompts)[:prompts]]
+    questions = [
+        student.prompt(e.question, get_task(e.domain).answer_instruction) for e in mixed_cot(prompts)[:prompts]
+    ]
     out = {}
     for precision in ("auto", "fp32"):
         student.generate(questions[:8], max_new_tokens=8, precision=precision, progress=False)  # warm-up

@@ -196,7 +196,9 @@ def main() -> None:
     params = sum(p.numel() for p in probe.model.parameters())
     default = resolve_precision("auto", probe.model, "cpu")
     lengths = [
-        len(probe.encode_prompt(probe.example_prompt(e))) + len(probe.encode_completion(e.rationale)) for e in examples
+        len(probe.encode_prompt(probe.prompt(e.question, get_task(e.domain).answer_instruction)))
+        + len(probe.encode_completion(e.rationale))
+        for e in examples
     ]
     del probe
     measured = {"bf16": matmul_peak(torch.bfloat16), "fp32": matmul_peak(torch.float32)}

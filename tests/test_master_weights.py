@@ -3,9 +3,6 @@ dtypes during training, fp32 checkpoints equal to the masters, resume, LoRA, fp3
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 import textwrap
 from pathlib import Path
 
@@ -23,6 +20,7 @@ from cotdistill.mixed_precision import MASTERS_KEY, BF16Weights, MasterWeightsOp
 from cotdistill.models import Student, StudentConfig, StudentLoRAConfig, TinyConfig, load_student
 from cotdistill.precision import Precision, ResolvedPrecision, trainer_flags, with_master_weights
 from cotdistill.tasks import Example
+from launch import launch_two_processes
 
 TINY = TinyConfig(hidden_size=32, num_layers=2, num_heads=2, intermediate_size=64, vocab_size=300)
 LOSS_TOLERANCE = 0.02
@@ -266,17 +264,9 @@ open(f"{{out}}/rank{{rank}}.txt", "w").write(f"{{world}} {{total!r}} {{','.join(
 
 
 def test_runs_under_accelerate_launch_with_two_processes(tmp_path):
-    from test_sft_trainer import free_port
-
     script, out = tmp_path / "train.py", tmp_path / "out"
     script.write_text(textwrap.dedent(DDP_SCRIPT.format(tests=str(Path(__file__).parent), out=str(out))))
-    command = [
-        sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
-        "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no",
-        "--main_process_port", str(free_port()), str(script),
-    ]  # fmt: skip
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "TOKENIZERS_PARALLELISM": "false"}
-    result = subprocess.run(command, capture_output=True, text=True, env=env, timeout=600)
+    result = launch_two_processes(script)
     assert result.returncode == 0, result.stderr[-3000:]
     ranks = [(out / f"rank{r}.txt").read_text().split() for r in (0, 1)]
     assert ranks[0][0] == ranks[1][0] == "2"

@@ -2,10 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import socket
-import subprocess
-import sys
 import textwrap
 from pathlib import Path
 
@@ -20,6 +16,7 @@ from cotdistill.methods.student_module import StudentModule
 from cotdistill.methods.student_trainer import StudentTrainer, TrainingDivergedError
 from cotdistill.models import Student, StudentConfig, TinyConfig, load_student
 from cotdistill.tasks import Example
+from launch import launch_two_processes
 
 TINY = TinyConfig(hidden_size=32, num_layers=2, num_heads=2, intermediate_size=64, vocab_size=300)
 
@@ -209,26 +206,11 @@ open(f"{{out}}/rank{{rank}}.txt", "w").write(f"{{world}} {{total!r}}")
 """
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def test_runs_under_accelerate_launch_with_two_processes(tmp_path):
     script = tmp_path / "train.py"
     out = tmp_path / "out"
     script.write_text(textwrap.dedent(ACCELERATE_SCRIPT.format(tests=str(Path(__file__).parent), out=str(out))))
-    # accelerate 1.x starts a single process for `--cpu --num_processes 2` (its simple launcher only
-    # fans out through mpirun); `--multi_gpu` uses torchrun, and on a machine without GPUs the
-    # trainer runs gloo DDP on the CPU.
-    command = [
-        sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
-        "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no",
-        "--main_process_port", str(free_port()), str(script),
-    ]  # fmt: skip
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "TOKENIZERS_PARALLELISM": "false"}
-    result = subprocess.run(command, capture_output=True, text=True, env=env, timeout=600)
+    result = launch_two_processes(script)
     assert result.returncode == 0, result.stderr[-3000:]
     ranks = [(out / f"rank{r}.txt").read_text().split() for r in (0, 1)]
     assert ranks[0][0] == ranks[1][0] == "2"

@@ -13,7 +13,8 @@ student instead, for machines without the weights). Every mode runs the real tra
 Step times are interleaved step by step (machine load hits all modes alike): the median over
 ``--steps`` steps after warm-up. Peak memory: on CUDA ``max_memory_allocated`` per mode; on a CPU
 each mode runs again in a fresh process and reports how far its peak resident set grew over the
-steps, beyond what loading the models took (``setup`` is reported too).
+steps above the resident set after loading (Linux: the peak mark is reset after loading, so a
+brief peak while loading checkpoints does not hide the steps; ``setup`` is reported too).
 
     python benchmarks/bench_kd.py [--model smollm2|tiny] [--rows 8] [--steps 5] [--bf16]
 
@@ -117,12 +118,35 @@ def step(trainer: Any, batch: dict, bf16: bool) -> float:
     return time.perf_counter() - start
 
 
-def rss_mb() -> float:
+PROC_STATUS = Path("/proc/self/status")
+CLEAR_REFS = Path("/proc/self/clear_refs")
+
+
+def rss_mb(field: str = "VmHWM") -> float:
+    """This process's resident set (``VmRSS``) or its peak since the last ``reset_peak_rss`` (``VmHWM``), MB.
+
+    Without ``/proc`` (not Linux): the lifetime peak from ``getrusage``, whatever ``field``."""
+    if PROC_STATUS.exists():
+        for line in PROC_STATUS.read_text().splitlines():
+            if line.startswith(f"{field}:"):
+                return int(line.split()[1]) / 1024
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
+def reset_peak_rss() -> bool:
+    """Reset the kernel's peak-RSS mark to the current resident set (Linux ``clear_refs`` 5); False if it cannot."""
+    try:
+        CLEAR_REFS.write_text("5")
+    except OSError:
+        return False
+    return True
+
+
 def memory_of_mode(mode: str, model: str, rows: int, bf16: bool, threads: int) -> dict[str, float]:
-    """Peak resident-set growth (MB) of two steps of ``mode`` in this (fresh) process."""
+    """Resident set after setup and its peak growth (MB) over two steps of ``mode``, in this (fresh) process.
+
+    The peak mark is reset after loading, so the growth is the steps' own (activations, gradients,
+    optimizer states, the teacher's logits), not what loading the checkpoints briefly took."""
     if threads:
         torch.set_num_threads(threads)
     data = make_data(rows)
@@ -130,7 +154,9 @@ def memory_of_mode(mode: str, model: str, rows: int, bf16: bool, threads: int) -
         base, teacher, _ = load_models(model, data, Path(tmp))
         train = TrainConfig(batch_size=rows, max_length=256, progress=False)
         trainer, batch, _ = build_trainer(mode, base, teacher, data, train, Path(tmp))
-        setup = rss_mb()
+        setup = rss_mb("VmRSS")
+        if not reset_peak_rss():
+            setup = rss_mb()
         for _ in range(2):
             step(trainer, batch, bf16)
         return {"setup_mb": setup, "step_peak_growth_mb": rss_mb() - setup}
@@ -205,8 +231,9 @@ def main() -> None:
         ),
         "",
         "Setup: loading the teacher (online) or loading it and scoring the batch's rows into the top-k "
-        "cache (topk). Memory on a CPU is the growth of the process's peak resident set over two steps "
-        "in a fresh process per mode (models already loaded: "
+        "cache (topk). Memory on a CPU is how far the process's peak resident set grows over two steps "
+        "above the resident set after loading (the kernel's peak mark reset in between), in a fresh process "
+        "per mode (resident set after loading: "
         + ", ".join(f"{m} {memory[m]['setup_mb']:.0f} MB" for m in MODES)
         + ").",
     ]

@@ -209,11 +209,16 @@ class ScriptedStudent:
     def prompt(self, question, instruction=None):
         return question
 
+    def completion(self, text):
+        return text
+
     def generate(
         self, prompts, *, max_new_tokens=256, temperature=0.0, num_samples=1, batch_size=16, stop=None, progress=True
     ):
         out = []
         for p in prompts:
+            assert p.endswith("Output:") != p.startswith("Here are")  # rule following and answers are primed
+            p = p.removesuffix("Output:")
             if p.startswith("Rule: "):
                 rule, _, rest = p[len("Rule: ") :].partition("\n")
                 out.append([f"Output: {self.apply(rule, rest.rsplit('Input: ', 1)[1])}"])
@@ -239,3 +244,17 @@ def test_hypothesis_search_picks_the_rule_that_reproduces_seen_pairs():
     assert accuracy_table(results)["all"] == {"correct": 16, "total": 16, "accuracy": 1.0}
     direct = direct_answers(student, tasks, SearchConfig())
     assert accuracy_table(direct)["list_functions"]["total"] == 16
+
+
+def test_direct_answers_parse_a_reply_that_continues_the_primed_output():
+    [task] = sample_tasks("miniscan", 1, seed=0)
+    gold = {p.input: p.output for p in task.test}
+
+    class Continuing(ScriptedStudent):
+        def generate(self, prompts, **kwargs):
+            # the reply after "Output:", then chatter on a new line (the last line is not the output)
+            asked = [p.removesuffix("Output:").rsplit("New input: ", 1)[1].split("\n")[0] for p in prompts]
+            return [[f" {gold[value]}\nDone."] for value in asked]
+
+    [result] = direct_answers(Continuing([], None), [task], SearchConfig())
+    assert all(result.correct) and len(result.correct) == len(task.test)

@@ -104,7 +104,7 @@ def test_the_sft_redis_and_grpo_trainers_get_the_same_arguments(tmp_path):
     )
     from trl import GRPOConfig, SFTConfig
 
-    redis_args = training_args(student(), redis, "sft", tmp_path / "redis", SFTConfig)
+    redis_args, _ = training_args(student(), redis, "sft", tmp_path / "redis", SFTConfig)
     rl = RLConfig(
         max_steps=SHARED.max_steps,
         lr=SHARED.lr,

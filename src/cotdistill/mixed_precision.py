@@ -15,7 +15,8 @@ parameters in bf16 and runs without autocast, so a step casts no weight and no a
   the PRADA discriminator or a soft prompt) are stepped as they are. ``param_groups`` are the
   inner optimizer's (the lr scheduler sets them); ``state_dict`` adds the masters.
 * ``MasterWeightsMixin``: put it before ``Trainer`` in a trainer's bases and call
-  ``hold_in_bf16(module)``. The cast happens when the optimizer is created (after a resume has
+  ``hold_in_bf16(module)`` (``make_trainer(cls, precision, **kwargs)`` does both for a trainer
+  class that does not mix it in, such as TRL's SFT, ORPO, DPO and GRPO trainers). The cast happens when the optimizer is created (after a resume has
   loaded the checkpoint's fp32 weights); checkpoints are saved with the fp32 values; when
   ``train()`` returns (or raises) the module is fp32 again, holding the masters.
 
@@ -30,13 +31,16 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, nullcontext
-from typing import Any
+from functools import cache
+from typing import Any, TypeVar
 
 import torch
 from torch import nn
 
 from cotdistill.errors import ConfigError
+from cotdistill.precision import ResolvedPrecision
 
+TrainerT = TypeVar("TrainerT")
 MASTERS_KEY = "fp32_master_weights"
 """``MasterWeightsOptimizer.state_dict`` key of the masters (a list, in ``MasterWeightsOptimizer.pairs`` order)."""
 
@@ -218,3 +222,21 @@ class MasterWeightsMixin:
                 self._weights.restore()
                 self._weights = None
                 self.optimizer = None
+
+
+@cache
+def master_weights_class(trainer_cls: type[TrainerT]) -> type[TrainerT]:
+    """``trainer_cls`` with ``MasterWeightsMixin`` first in its bases (itself when it has it already)."""
+    if issubclass(trainer_cls, MasterWeightsMixin):
+        return trainer_cls
+    return type(trainer_cls.__name__, (MasterWeightsMixin, trainer_cls), {"__module__": __name__})
+
+
+def make_trainer(trainer_cls: type[TrainerT], precision: ResolvedPrecision, /, **kwargs: Any) -> TrainerT:
+    """``trainer_cls(**kwargs)``; with ``precision.master_weights`` its master-weights subclass, holding
+    the whole trainer model (a PEFT model's frozen base too) in bf16 once its optimizer is built."""
+    if not precision.master_weights:
+        return trainer_cls(**kwargs)
+    trainer = master_weights_class(trainer_cls)(**kwargs)
+    trainer.hold_in_bf16(trainer.model)
+    return trainer

@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import logging
 from contextlib import AbstractContextManager, nullcontext
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from functools import cache
 from pathlib import Path
@@ -60,6 +60,14 @@ PRECISION_HELP = (
     f"{AUTO_BF16_MIN_HIDDEN['train']} wide to train, {AUTO_BF16_MIN_HIDDEN['generate']} to generate; "
     "else fp32) | fp32 | bf16 | fp16 (CUDA only)"
 )
+
+
+def master_weights_field() -> Any:
+    """The ``master_weights`` dataclass field of a training config (off by default)."""
+    return field(
+        default=False,
+        metadata={"help": "bf16 runs: bf16 weights with fp32 master copies in the optimizer, no autocast"},
+    )
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from cotdistill.methods.tracking import parse_report_to, report_to_field, run_name_field
-from cotdistill.precision import PRECISION_HELP, Precision, legacy_precision
+from cotdistill.precision import PRECISION_HELP, Precision, legacy_precision, master_weights_field
 from cotdistill.registry import Registry
 from cotdistill.tasks.base import Example
 
@@ -37,10 +37,7 @@ class TrainConfig:
     logging_steps: int = field(default=10, metadata={"help": "log the loss every N steps"})
     precision: Precision = field(default=Precision.AUTO, metadata={"help": PRECISION_HELP})
     bf16: bool | None = field(default=None, metadata={"help": "deprecated: write precision: bf16 (or fp32)"})
-    master_weights: bool = field(
-        default=False,
-        metadata={"help": "bf16 runs: bf16 weights with fp32 master copies in the optimizer, no autocast"},
-    )
+    master_weights: bool = master_weights_field()
     group_by_length: bool = field(default=True, metadata={"help": "batch rows of similar length (less padding)"})
     progress: bool = field(default=True, metadata={"help": "show a progress bar"})
     report_to: str = report_to_field()

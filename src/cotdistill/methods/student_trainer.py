@@ -25,10 +25,9 @@ from cotdistill.methods.base import TrainConfig
 from cotdistill.methods.checkpoints import STAGING_DIR, last_complete_checkpoint, publish_checkpoint
 from cotdistill.methods.data import Collator, LengthGroupedSampler
 from cotdistill.methods.student_module import SFTOutput, StudentModule
-from cotdistill.methods.training_args import build_training_args
+from cotdistill.methods.training_args import build_training_args, training_precision
 from cotdistill.mixed_precision import MasterWeightsMixin
 from cotdistill.models.student import Student
-from cotdistill.precision import resolve_precision, training_device, with_master_weights
 
 EXTRA_FILE = "extra_modules.safetensors"
 
@@ -56,8 +55,7 @@ class StudentTrainer(MasterWeightsMixin, Trainer):
         self.train_config = train
         self.method_config = method_config
         self._step_logs: dict[str, list[float]] = defaultdict(list)
-        precision = resolve_precision(train.precision, student.model, training_device(), key="train.precision")
-        precision = with_master_weights(precision, train.master_weights)
+        precision = training_precision(train, student.model)
         super().__init__(
             model=StudentModule(student, extra_modules),
             args=build_training_args(train, output_dir, precision=precision, remove_unused_columns=False),

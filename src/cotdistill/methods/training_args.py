@@ -17,9 +17,23 @@ from transformers import TrainingArguments
 
 from cotdistill.methods.base import TrainConfig
 from cotdistill.methods.tracking import tracking_arguments
-from cotdistill.precision import ResolvedPrecision, announce, resolve_precision, trainer_flags, training_device
+from cotdistill.precision import (
+    ResolvedPrecision,
+    announce,
+    resolve_precision,
+    trainer_flags,
+    training_device,
+    with_master_weights,
+)
 
 ArgsT = TypeVar("ArgsT", bound=TrainingArguments)
+
+
+def training_precision(train: TrainConfig, model: Any = None, *, key: str = "train.precision") -> ResolvedPrecision:
+    """``train.precision`` resolved for ``model`` on the training device, with ``train.master_weights``
+    applied (bf16 runs only); a ``ConfigError`` naming ``key`` when the device cannot run it."""
+    precision = resolve_precision(train.precision, model, training_device(), key=key)
+    return with_master_weights(precision, train.master_weights, key=key.rsplit(".", 1)[0] + ".master_weights")
 
 
 def build_training_args(
@@ -37,16 +51,16 @@ def build_training_args(
 ) -> ArgsT:
     """``args_cls`` from ``train`` plus the method's own ``extras``.
 
-    ``train.precision`` is resolved for ``model`` on the training device (a ``ConfigError`` naming
+    ``train.precision`` is resolved by ``training_precision`` (a ``ConfigError`` naming
     ``precision_key`` when the device cannot run it) and announced once as ``purpose``;
     ``scheduler`` is the transformers learning-rate schedule; ``run_suffix`` is appended to
     ``train.run_name`` (a stage inside one run). Activation checkpointing stays off (TRL's configs
     default it on). ``precision``, when given, is used instead of resolving ``train.precision``
-    (a trainer that holds bf16 weights with fp32 masters passes ``with_master_weights(...)``). An extra that names a shared argument is a ``TypeError``: those come from
-    ``train`` only, so every trainer maps them alike.
+    (the trainer needs it too: ``mixed_precision.make_trainer``). An extra that names a shared
+    argument is a ``TypeError``: those come from ``train`` only, so every trainer maps them alike.
     """
     if precision is None:
-        precision = resolve_precision(train.precision, model, training_device(), key=precision_key)
+        precision = training_precision(train, model, key=precision_key)
     announce(precision, purpose)
     shared = {
         "output_dir": str(output_dir),

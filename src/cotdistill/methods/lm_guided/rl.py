@@ -20,8 +20,9 @@ from cotdistill.io import atomic_write_text
 from cotdistill.methods.base import TrainConfig
 from cotdistill.methods.lm_guided.rewarder import Rewarder
 from cotdistill.methods.tracking import report_to_field, run_name_field
-from cotdistill.methods.training_args import build_training_args
-from cotdistill.precision import PRECISION_HELP, Precision, legacy_precision
+from cotdistill.methods.training_args import build_training_args, training_precision
+from cotdistill.mixed_precision import make_trainer
+from cotdistill.precision import PRECISION_HELP, Precision, ResolvedPrecision, legacy_precision, master_weights_field
 
 log = logging.getLogger(__name__)
 
@@ -58,6 +59,7 @@ class RLConfig:
     save_steps: int = field(default=10, metadata={"help": "checkpoint every N steps (resume continues from the last)"})
     precision: Precision = field(default=Precision.AUTO, metadata={"help": PRECISION_HELP})
     bf16: bool | None = field(default=None, metadata={"help": "deprecated: write precision: bf16 (or fp32)"})
+    master_weights: bool = master_weights_field()
     save_total_limit: int = field(default=2, metadata={"help": "step checkpoints kept on disk"})
     seed: int = field(default=0, metadata={"help": "seed for sampling and data order"})
     report_to: str = report_to_field()
@@ -90,14 +92,22 @@ class RLConfig:
             save_steps=self.save_steps,
             save_total_limit=self.save_total_limit,
             precision=self.precision,
+            master_weights=self.master_weights,
             seed=self.seed,
             report_to=self.report_to,
             run_name=self.run_name,
         )
 
 
-def grpo_config(cfg: RLConfig, output_dir: Path, reward_weights: list[float], model: Any = None) -> Any:
-    """TRL ``GRPOConfig`` for ``cfg`` from ``build_training_args``; ``cfg.precision`` is resolved for ``model``."""
+def grpo_config(
+    cfg: RLConfig,
+    output_dir: Path,
+    reward_weights: list[float],
+    model: Any = None,
+    precision: ResolvedPrecision | None = None,
+) -> Any:
+    """TRL ``GRPOConfig`` for ``cfg`` from ``build_training_args``; ``cfg.precision`` is resolved for
+    ``model`` unless ``precision`` is given."""
     from trl import GRPOConfig
 
     return build_training_args(
@@ -105,6 +115,7 @@ def grpo_config(cfg: RLConfig, output_dir: Path, reward_weights: list[float], mo
         output_dir / "checkpoints",
         args_cls=GRPOConfig,
         model=model,
+        precision=precision,
         purpose="grpo training",
         precision_key="rl.precision",
         scheduler=cfg.scheduler,
@@ -149,10 +160,13 @@ def train_grpo(
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
     tokenizer.padding_side = "left"
-    trainer = GRPOTrainer(
+    precision = training_precision(cfg.train_config(), model, key="rl.precision")
+    trainer = make_trainer(
+        GRPOTrainer,
+        precision,
         model=model,
         reward_funcs=rewarder.trl_reward_funcs(),
-        args=grpo_config(cfg, output_dir, rewarder.weights(), model),
+        args=grpo_config(cfg, output_dir, rewarder.weights(), precision=precision),
         train_dataset=Dataset.from_list(rows),
         processing_class=tokenizer,
     )

@@ -18,6 +18,8 @@ from cotdistill.tasks.inductive import Pair, format_pairs, format_question
 RULE_INSTRUCTION = "State the rule that maps every input to its output, in one or two sentences."
 APPLY_INSTRUCTION = 'Apply the rule to the input. Reply with "Output: " followed by the output only.'
 DIRECT_INSTRUCTION = 'Reply with "Output: " followed by the output for the new input only.'
+OUTPUT_PREFIX = "Output:"
+"""How every rule-following and direct-answer target starts (``output_target``)."""
 _RULE_LABEL = re.compile(r"^\s*(?:the\s+)?(?:rule|hypothesis)\s*(?:is)?\s*:\s*", re.IGNORECASE)
 
 
@@ -38,7 +40,7 @@ def direct_prompt(seen: Sequence[Pair], value: str) -> str:
 
 def output_target(output: str) -> str:
     """The completion a rule-following or direct-answer prompt is trained to produce."""
-    return f"Output: {output}"
+    return f"{OUTPUT_PREFIX} {output}"
 
 
 def extract_rule(text: str) -> str | None:

@@ -19,7 +19,7 @@ from typing import Any
 
 import torch
 
-from cotdistill.methods.redis.prompts import apply_prompt, direct_prompt, extract_rule, rule_prompt
+from cotdistill.methods.redis.prompts import OUTPUT_PREFIX, apply_prompt, direct_prompt, extract_rule, rule_prompt
 from cotdistill.models import Student
 from cotdistill.tasks.inductive import RuleTask, get_domain
 
@@ -78,16 +78,25 @@ def _generate(
     max_new_tokens: int,
     temperature: float = 0.0,
     num_samples: int = 1,
+    primed: bool = False,
 ) -> list[list[str]]:
-    prompts = [student.prompt(q) for q in questions]
-    return student.generate(
-        prompts,
+    """``num_samples`` replies per question; ``primed``: each reply starts after ``OUTPUT_PREFIX``,
+    which the returned texts include."""
+    prefix = student.completion(OUTPUT_PREFIX) if primed else ""
+    replies = student.generate(
+        [student.prompt(q) + prefix for q in questions],
         max_new_tokens=max_new_tokens,
         temperature=temperature,
         num_samples=num_samples,
         batch_size=cfg.batch_size,
         progress=True,
     )
+    return [[_with_prefix(text, prefix) for text in texts] for texts in replies]
+
+
+def _with_prefix(text: str, prefix: str) -> str:
+    """``prefix + text``, unless the reply restates the prefix itself."""
+    return text if not prefix or text.lstrip().startswith(prefix.strip()) else prefix.strip() + text
 
 
 def _apply(student: Student, task_rules: Sequence[tuple[RuleTask, str, str]], cfg: SearchConfig) -> list[str | None]:
@@ -98,6 +107,7 @@ def _apply(student: Student, task_rules: Sequence[tuple[RuleTask, str, str]], cf
         cfg,
         max_new_tokens=cfg.apply_max_tokens,
         temperature=cfg.apply_temperature,
+        primed=True,
     )
     return [get_domain(task.domain).parse_output(out[0]) for (task, _, _), out in zip(task_rules, texts)]
 
@@ -173,7 +183,11 @@ def direct_answers(student: Student, tasks: Sequence[RuleTask], cfg: SearchConfi
     """Answer every unseen query straight from the seen pairs (greedy)."""
     jobs = [(t, p) for t in tasks for p in t.test]
     texts = _generate(
-        student, [direct_prompt(t.train, p.input) for t, p in jobs], cfg, max_new_tokens=cfg.apply_max_tokens
+        student,
+        [direct_prompt(t.train, p.input) for t, p in jobs],
+        cfg,
+        max_new_tokens=cfg.apply_max_tokens,
+        primed=True,
     )
     outputs = iter(texts)
     results = []

@@ -31,10 +31,11 @@ from cotdistill.methods.base import TrainConfig
 from cotdistill.methods.data import make_row
 from cotdistill.methods.redis.pairs import PreferencePair, SFTItem
 from cotdistill.methods.tracking import report_to_field, run_name_field
-from cotdistill.methods.training_args import build_training_args
+from cotdistill.methods.training_args import build_training_args, training_precision
+from cotdistill.mixed_precision import make_trainer
 from cotdistill.models import Student, StudentLoRAConfig
 from cotdistill.models.lora import apply_lora
-from cotdistill.precision import PRECISION_HELP, Precision
+from cotdistill.precision import PRECISION_HELP, Precision, ResolvedPrecision, master_weights_field
 
 log = logging.getLogger(__name__)
 
@@ -61,6 +62,7 @@ class ReDisTrainConfig:
     max_length: int = field(default=1024, metadata={"help": "longest prompt + completion in tokens (longer: cut)"})
     seed: int = field(default=0, metadata={"help": "training seed"})
     precision: Precision = field(default=Precision.AUTO, metadata={"help": PRECISION_HELP})
+    master_weights: bool = master_weights_field()
     report_to: str = report_to_field()
     run_name: str = run_name_field()
 
@@ -85,6 +87,7 @@ class ReDisTrainConfig:
             max_length=self.max_length,
             seed=self.seed,
             precision=self.precision,
+            master_weights=self.master_weights,
             report_to=self.report_to,
             run_name=self.run_name,
         )
@@ -92,20 +95,23 @@ class ReDisTrainConfig:
 
 def training_args(
     student: Student, config: ReDisTrainConfig, stage: Stage, output_dir: Path, args_cls: type, **extras: Any
-) -> Any:
-    """TRL ``args_cls`` of ``stage`` from ``build_training_args``; the run name gets ``/<output_dir name>``."""
+) -> tuple[Any, ResolvedPrecision]:
+    """TRL ``args_cls`` of ``stage`` from ``build_training_args`` and the precision it trains in (for
+    ``make_trainer``); the run name gets ``/<output_dir name>``."""
     train = config.stage(stage)
-    return build_training_args(
+    precision = training_precision(train, student.model)
+    args = build_training_args(
         train,
         output_dir,
         args_cls=args_cls,
-        model=student.model,
         purpose="redis training",
         scheduler=config.scheduler,
         run_suffix=f"/{output_dir.name}",
+        precision=precision,
         max_length=train.max_length,
         **extras,
     )
+    return args, precision
 
 
 def tokenize_sft(student: Student, items: Sequence[SFTItem], max_length: int) -> list[dict[str, list[int]]]:
@@ -149,7 +155,7 @@ def sft(
         raise ValueError("no SFT items to train on")
     _trainable(student, lora)
     dataset = Dataset.from_list(tokenize_sft(student, items, settings.max_length))
-    args = training_args(
+    args, precision = training_args(
         student,
         settings,
         "sft",
@@ -159,7 +165,9 @@ def sft(
         dataset_kwargs={"skip_prepare_dataset": True},
         remove_unused_columns=False,
     )
-    trainer = SFTTrainer(model=student.model, args=args, train_dataset=dataset, processing_class=student.tokenizer)
+    trainer = make_trainer(
+        SFTTrainer, precision, model=student.model, args=args, train_dataset=dataset, processing_class=student.tokenizer
+    )
     trainer.train()
     student.model = trainer.model
     return _finish(student)
@@ -252,18 +260,29 @@ def preference_trainer(
     if loss == "orpo":
         from trl.experimental.orpo import ORPOConfig
 
-        args = training_args(
+        args, precision = training_args(
             student, settings, "align", output_dir, ORPOConfig, beta=settings.beta, remove_unused_columns=False
         )
-        return response_orpo_trainer_class()(
-            model=student.model, args=args, train_dataset=dataset, processing_class=student.tokenizer
+        return make_trainer(
+            response_orpo_trainer_class(),
+            precision,
+            model=student.model,
+            args=args,
+            train_dataset=dataset,
+            processing_class=student.tokenizer,
         )
     from trl import DPOConfig, DPOTrainer
 
-    args = training_args(student, settings, "align", output_dir, DPOConfig, beta=settings.beta)
+    args, precision = training_args(student, settings, "align", output_dir, DPOConfig, beta=settings.beta)
     reference = None if student.is_peft else copy.deepcopy(student.model).eval()
-    return DPOTrainer(
-        model=student.model, ref_model=reference, args=args, train_dataset=dataset, processing_class=student.tokenizer
+    return make_trainer(
+        DPOTrainer,
+        precision,
+        model=student.model,
+        ref_model=reference,
+        args=args,
+        train_dataset=dataset,
+        processing_class=student.tokenizer,
     )
 
 

@@ -2,18 +2,13 @@
 
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
-
 import pytest
+
+from bench_modules import benchmark_module
 
 
 def _copying():
-    path = Path(__file__).resolve().parents[1] / "benchmarks" / "lm_guided_copying.py"
-    spec = importlib.util.spec_from_file_location("lm_guided_copying", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return benchmark_module("lm_guided_copying")
 
 
 def _example(condition, kind, gold, greedy, rationale):

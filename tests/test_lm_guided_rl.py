@@ -44,6 +44,20 @@ def multihop_rows(n: int) -> tuple[list[dict], list[str]]:
     return rows, [e.rationale for e in examples]
 
 
+def two_step_config(**overrides) -> RLConfig:
+    """Two GRPO steps of 2 prompts x 2 rationales of at most 12 tokens, at lr 1e-3."""
+    settings = {
+        "max_steps": 2,
+        "prompts_per_step": 2,
+        "num_generations": 2,
+        "max_completion_length": 12,
+        "lr": 1e-3,
+        "save_steps": 2,
+        "mask_truncated_completions": False,  # a 12-token tiny model rarely stops on its own
+    }
+    return RLConfig(**{**settings, **overrides})
+
+
 def test_grpo_step_logs_every_reward_component(tmp_path):
     rows, rationales = multihop_rows(4)
     model, tokenizer = tiny_model_and_tokenizer([r["prompt"] + " " + t for r, t in zip(rows, rationales)])
@@ -51,16 +65,7 @@ def test_grpo_step_logs_every_reward_component(tmp_path):
     backend = FirstWordReasoner()
     weights = {"exact_match": 1.0, "f1": 1.0, "support": 0.5, "no_repetition": 0.2, "length": 0.2}
     rewarder = Rewarder(Reasoner(backend), RewardConfig(weights=weights, min_words=4, max_words=12))
-    cfg = RLConfig(
-        max_steps=2,
-        prompts_per_step=2,
-        num_generations=2,
-        max_completion_length=12,
-        lr=1e-3,
-        save_steps=2,
-        mask_truncated_completions=False,  # a 12-token tiny model rarely stops on its own
-    )
-    trained = train_grpo(model, tokenizer, rows, rewarder, cfg, tmp_path)
+    trained = train_grpo(model, tokenizer, rows, rewarder, two_step_config(), tmp_path)
 
     assert backend.requests > 0
     assert (tmp_path / "reference" / "config.json").exists()  # the KL reference = the starting (KD) model

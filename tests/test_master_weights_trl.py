@@ -8,14 +8,14 @@ import torch
 
 from cotdistill.methods.lm_guided.reasoner import Reasoner
 from cotdistill.methods.lm_guided.rewarder import RewardConfig, Rewarder
-from cotdistill.methods.lm_guided.rl import RLConfig, train_grpo
+from cotdistill.methods.lm_guided.rl import train_grpo
 from cotdistill.methods.redis.pairs import SFTItem
 from cotdistill.methods.redis.train import ReDisTrainConfig, align, sft
 from cotdistill.mixed_precision import MasterWeightsMixin, MasterWeightsOptimizer, make_trainer, master_weights_class
 from cotdistill.models import StudentConfig
 from cotdistill.precision import Precision, ResolvedPrecision
 from doubles import FirstWordReasoner
-from test_lm_guided_rl import multihop_rows, tiny_model_and_tokenizer
+from test_lm_guided_rl import multihop_rows, tiny_model_and_tokenizer, two_step_config
 from test_redis_train import PAIRS, PROMPT, _completion_nll, _student, _weights
 
 
@@ -95,17 +95,7 @@ def test_grpo_with_master_weights_steps_bf16_weights_and_returns_fp32(tmp_path, 
     model, tokenizer = tiny_model_and_tokenizer([r["prompt"] + " " + t for r, t in zip(rows, rationales)])
     before = {k: v.clone() for k, v in model.state_dict().items()}
     rewarder = Rewarder(Reasoner(FirstWordReasoner()), RewardConfig(weights={"f1": 1.0, "length": 0.2}, min_words=4))
-    cfg = RLConfig(
-        max_steps=2,
-        prompts_per_step=2,
-        num_generations=2,
-        max_completion_length=12,
-        lr=1e-3,
-        save_steps=2,
-        mask_truncated_completions=False,
-        precision="bf16",
-        master_weights=True,
-    )
+    cfg = two_step_config(precision="bf16", master_weights=True)
     trained = train_grpo(model, tokenizer, rows, rewarder, cfg, tmp_path)
     assert len(steps) == 2 and all(working == {torch.bfloat16} for working, _ in steps)
     assert _all_fp32(trained)

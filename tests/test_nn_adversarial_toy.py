@@ -6,6 +6,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from bench_modules import benchmark_module
 from cotdistill.nn import DomainDiscriminator, domain_accuracy, domain_loss, grad_reverse
 
 
@@ -64,14 +65,7 @@ def test_domain_accuracy_stays_high_without_reversal(one_thread) -> None:
 
 def _toy_module():
     """``benchmarks/prada_toy.py``: the domain-shift toy whose answer is known."""
-    import importlib.util
-    from pathlib import Path
-
-    path = Path(__file__).resolve().parents[1] / "benchmarks" / "prada_toy.py"
-    spec = importlib.util.spec_from_file_location("prada_toy", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return benchmark_module("prada_toy")
 
 
 def test_reversal_beats_plain_training_when_the_source_shortcut_fails_on_the_target(one_thread) -> None:

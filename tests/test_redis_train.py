@@ -228,3 +228,44 @@ def test_hypothesis_search_is_seeded_and_leaves_the_global_rng_alone():
     assert torch.equal(torch.get_rng_state(), state)
     assert [r.candidates for r in runs[0]] == [r.candidates for r in runs[1]]
     assert [r.candidates for r in runs[0]] != [r.candidates for r in runs[2]]
+
+
+@pytest.mark.parametrize(("finetune", "precision", "master_weights"), [("full", "fp32", False), ("lora", "bf16", True)])
+def test_a_killed_training_stage_resumes_from_its_last_checkpoint_to_the_same_weights(
+    tmp_path, monkeypatch, finetune, precision, master_weights
+):
+    from transformers import Trainer
+
+    items = [SFTItem("rule_generation", "t", "list_functions", PROMPT, "Reverse the list.")] * 16
+    settings = ReDisTrainConfig(
+        sft_epochs=2,
+        sft_lr=1e-2,
+        batch_size=4,
+        max_length=128,
+        save_steps=2,  # 8 steps, checkpoints at 2, 4, 6
+        precision=precision,
+        master_weights=master_weights,
+    )
+    lora = StudentConfig().lora if finetune == "lora" else None
+
+    def train(out: str, resume: bool):
+        return sft(_student(finetune), items, settings, tmp_path / out, lora, resume=resume)
+
+    whole = train("whole", False)
+    original, steps = Trainer.training_step, []
+
+    def counted(self, *args, **kwargs):
+        steps.append(self.state.global_step)
+        if len(steps) > 5 and kill:
+            raise KeyboardInterrupt
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(Trainer, "training_step", counted)
+    kill = True
+    with pytest.raises(KeyboardInterrupt):
+        train("killed", True)
+    assert (tmp_path / "killed" / "checkpoint-4" / "trainer_state.json").is_file()
+    kill, steps[:] = False, []
+    resumed = train("killed", True)
+    assert steps == [4, 5, 6, 7]  # from checkpoint-4, not from the start
+    assert torch.allclose(_weights(resumed.model), _weights(whole.model), atol=1e-6)

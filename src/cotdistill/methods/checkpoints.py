@@ -33,6 +33,8 @@ log = logging.getLogger(__name__)
 STAGING_DIR = ".checkpoint-staging"
 INPUTS_FILE = "train_inputs.json"
 REQUIRED_FILES = ("student.json", "trainer_state.json")
+TRAINER_FILES = ("trainer_state.json",)
+"""What a plain ``transformers``/TRL Trainer checkpoint holds once written (its state is saved last)."""
 NAMES = {"tokenizer": "the tokenizer", "rows": "the training rows"}
 _CHECKPOINT = re.compile(r"^checkpoint-(\d+)$")
 
@@ -47,21 +49,22 @@ def training_lock(output_dir: str | Path) -> Iterator[Path]:
         yield path
 
 
-def is_complete(checkpoint: Path) -> bool:
-    """True when ``checkpoint`` holds every file a resume reads first."""
-    return all((checkpoint / name).is_file() for name in REQUIRED_FILES)
+def is_complete(checkpoint: Path, required: Sequence[str] = REQUIRED_FILES) -> bool:
+    """True when ``checkpoint`` holds every ``required`` file (by default: what a resume reads first)."""
+    return all((checkpoint / name).is_file() for name in required)
 
 
-def last_complete_checkpoint(output_dir: str | Path) -> str | None:
-    """The newest complete ``checkpoint-N`` under ``output_dir`` (None when there is none)."""
+def last_complete_checkpoint(output_dir: str | Path, required: Sequence[str] = REQUIRED_FILES) -> str | None:
+    """The newest (highest N) complete ``checkpoint-N`` under ``output_dir`` (None when there is none);
+    ``required``: the files a complete one holds (``TRAINER_FILES`` for a TRL trainer's checkpoints)."""
     output_dir = Path(output_dir)
     if not output_dir.is_dir():
         return None
     found = [(int(m.group(1)), p) for p in output_dir.iterdir() if (m := _CHECKPOINT.match(p.name)) and p.is_dir()]
     for _, path in sorted(found, reverse=True):
-        if is_complete(path):
+        if is_complete(path, required):
             return str(path)
-        log.warning("skipping %s: incomplete checkpoint (no %s)", path, " or ".join(REQUIRED_FILES))
+        log.warning("skipping %s: incomplete checkpoint (no %s)", path, " or ".join(required))
     return None
 
 

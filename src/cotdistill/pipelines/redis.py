@@ -108,7 +108,12 @@ class ReDisPipeline:
 
         def redis_sft() -> Student:
             return sft(
-                fresh(), stage2.rule_generation + stage2.rule_following, config.train, out / "train" / "sft", lora
+                fresh(),
+                stage2.rule_generation + stage2.rule_following,
+                config.train,
+                out / "train" / "sft",
+                lora,
+                resume=True,
             )
 
         trainers: dict[str, Callable[[], Student]] = {
@@ -118,11 +123,18 @@ class ReDisPipeline:
                 config.train,
                 out / "train" / "io_sft",
                 lora,
+                resume=True,
             ),
             "redis_sft": redis_sft,
             **{
                 name: lambda loss=loss: align(
-                    _trained(out, "redis_sft", redis_sft), stage2.pairs, config.train, out / "train" / loss, lora, loss
+                    _trained(out, "redis_sft", redis_sft),
+                    stage2.pairs,
+                    config.train,
+                    out / "train" / loss,
+                    lora,
+                    loss,
+                    resume=True,
                 )
                 for name, loss in ALIGNED.items()
             },

@@ -12,7 +12,7 @@ One rule for every pipeline (``cot``, ``redis``, ``lm_guided``):
   cheap to redo (evaluations: ``OnChange.RERUN``) are re-run;
 * every stage is checked before any of them runs (``prepare``), so a refused resume leaves
   the run directory as it was;
-* settings that change no result (progress bars, logging, trackers: ``COSMETIC``) are left out
+* settings that change no result (progress bars, logging, trackers, checkpoints: ``COSMETIC``) are left out
   of fingerprints, on both sides, so a record written with them still matches.
 
 A stage directory written before stages were recorded (no record) is adopted as it is.
@@ -36,8 +36,8 @@ from cotdistill.io import atomic_write_json
 log = logging.getLogger(__name__)
 
 STAGE_FILE = "stage.json"
-COSMETIC = frozenset({"progress", "logging_steps", "report_to", "run_name"})
-"""Setting names that change how a run is shown or logged, never what it produces."""
+COSMETIC = frozenset({"progress", "logging_steps", "report_to", "run_name", "save_steps", "save_total_limit"})
+"""Setting names that change how a run is shown, logged or checkpointed, never what it produces."""
 
 
 class OnChange(StrEnum):

@@ -18,6 +18,7 @@ from typing import Any
 
 from cotdistill.io import atomic_write_text
 from cotdistill.methods.base import TrainConfig
+from cotdistill.methods.checkpoints import TRAINER_FILES, last_complete_checkpoint
 from cotdistill.methods.lm_guided.rewarder import Rewarder
 from cotdistill.methods.tracking import report_to_field, run_name_field
 from cotdistill.methods.training_args import build_training_args, training_precision
@@ -170,8 +171,8 @@ def train_grpo(
         train_dataset=Dataset.from_list(rows),
         processing_class=tokenizer,
     )
-    checkpoints = sorted((output_dir / "checkpoints").glob("checkpoint-*"))
-    trainer.train(resume_from_checkpoint=str(checkpoints[-1]) if resume and checkpoints else None)
+    last = last_complete_checkpoint(output_dir / "checkpoints", TRAINER_FILES) if resume else None
+    trainer.train(resume_from_checkpoint=last)
     _write_reward_log(trainer.state.log_history, rewarder.active, output_dir / "reward_log.jsonl")
     return trainer.model
 

@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from cotdistill.methods.base import TrainConfig
+from cotdistill.methods.checkpoints import TRAINER_FILES, last_complete_checkpoint
 from cotdistill.methods.data import make_row
 from cotdistill.methods.redis.pairs import PreferencePair, SFTItem
 from cotdistill.methods.tracking import report_to_field, run_name_field
@@ -63,6 +64,10 @@ class ReDisTrainConfig:
     seed: int = field(default=0, metadata={"help": "training seed"})
     precision: Precision = field(default=Precision.AUTO, metadata={"help": PRECISION_HELP})
     master_weights: bool = master_weights_field()
+    save_steps: int = field(
+        default=0, metadata={"help": "checkpoint every N steps of each stage (0: none); a killed stage resumes there"}
+    )
+    save_total_limit: int = field(default=2, metadata={"help": "step checkpoints kept per stage"})
     report_to: str = report_to_field()
     run_name: str = run_name_field()
 
@@ -88,6 +93,8 @@ class ReDisTrainConfig:
             seed=self.seed,
             precision=self.precision,
             master_weights=self.master_weights,
+            save_steps=self.save_steps,
+            save_total_limit=self.save_total_limit,
             report_to=self.report_to,
             run_name=self.run_name,
         )
@@ -146,8 +153,13 @@ def sft(
     settings: ReDisTrainConfig,
     output_dir: str | Path,
     lora: StudentLoRAConfig | None = None,
+    *,
+    resume: bool = False,
 ) -> Student:
-    """Supervised fine-tuning on ``items`` (LoRA adapter when ``lora`` is given); returns merged weights."""
+    """Supervised fine-tuning on ``items`` (LoRA adapter when ``lora`` is given); returns merged weights.
+
+    ``resume``: continue from the newest complete checkpoint in ``output_dir`` (``settings.save_steps``),
+    which must come from the same student, items and settings (the pipeline's stage records ensure it)."""
     from datasets import Dataset
     from trl import SFTConfig, SFTTrainer
 
@@ -168,9 +180,17 @@ def sft(
     trainer = make_trainer(
         SFTTrainer, precision, model=student.model, args=args, train_dataset=dataset, processing_class=student.tokenizer
     )
-    trainer.train()
+    _train(trainer, Path(output_dir), resume)
     student.model = trainer.model
     return _finish(student)
+
+
+def _train(trainer: Any, output_dir: Path, resume: bool) -> None:
+    """``trainer.train()``, from the newest complete checkpoint in ``output_dir`` when ``resume``."""
+    last = last_complete_checkpoint(output_dir, TRAINER_FILES) if resume else None
+    if last:
+        log.info("resuming %s", last)
+    trainer.train(resume_from_checkpoint=last)
 
 
 def trl_prompt(student: Student, text: str, *, add_special_tokens: bool) -> str:
@@ -293,14 +313,17 @@ def align(
     output_dir: str | Path,
     lora: StudentLoRAConfig | None = None,
     loss: AlignLoss = "orpo",
+    *,
+    resume: bool = False,
 ) -> Student:
-    """ORPO or DPO (``loss``) on ``pairs``, continuing from the student's current weights; returns merged weights."""
+    """ORPO or DPO (``loss``) on ``pairs``, continuing from the student's current weights; returns merged
+    weights. ``resume`` as for ``sft``."""
     rows = preference_rows(student, pairs, settings.max_length, loss)
     if not rows:
         log.warning("no preference pairs fit: alignment skipped")
         return student
     _trainable(student, lora)
     trainer = preference_trainer(student, rows, settings, loss, Path(output_dir))
-    trainer.train()
+    _train(trainer, Path(output_dir), resume)
     student.model = trainer.model
     return _finish(student)

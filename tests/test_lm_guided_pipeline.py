@@ -42,16 +42,23 @@ def test_missing_reasoner_weights_error_says_how_to_pull(tmp_path, monkeypatch):
         resolve_reasoner(TeacherConfig(backend="hf", model="smollm2-135m-instruct"))
 
 
-def test_pipeline_runs_kd_rl_and_writes_the_table(tmp_path, capsys):
+def tiny_reasoner(tmp_path) -> list[str]:
+    """A tiny reasoner saved under ``tmp_path`` and the recipe overrides that make it the run's reasoner."""
     examples = get_task("multihop", {"distractors": 1}).examples("train", 8, 0)
     corpus = [render_context(e.meta["context"]) + " " + e.question for e in examples]
     reasoner = load_student(StudentConfig(model="tiny", tiny=TinyConfig(**TINY)), corpus=corpus)
     reasoner.save(tmp_path / "reasoner")
-    overrides = [
+    return [
         f"reasoner.teacher.model={tmp_path / 'reasoner'}",
         "reasoner.prompt.chat=false",
         "reasoner.prompt.max_cot_tokens=8",
         "reasoner.prompt.max_answer_tokens=4",
+    ]
+
+
+def test_pipeline_runs_kd_rl_and_writes_the_table(tmp_path, capsys):
+    overrides = [
+        *tiny_reasoner(tmp_path),
         "data.n_train=4",
         "data.n_test=3",
         "student.tiny.hidden_size=32",

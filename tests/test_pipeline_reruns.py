@@ -11,11 +11,9 @@ import pytest
 
 from cotdistill.cli import main
 from cotdistill.errors import CotDistillError
-from cotdistill.models import StudentConfig, TinyConfig, load_student
 from cotdistill.pipelines import load_recipe
 from cotdistill.report.runs import read_report, runs_of
-from cotdistill.tasks import get_task
-from cotdistill.tasks.multihop import render_context
+from test_lm_guided_pipeline import tiny_reasoner
 
 TINY = {"hidden_size": 32, "num_layers": 2, "num_heads": 2, "intermediate_size": 64, "vocab_size": 300}
 
@@ -113,15 +111,8 @@ def test_redis_reuses_reruns_and_refuses_by_the_stage_rule(tmp_path, monkeypatch
 
 
 def test_lm_guided_reuses_reruns_and_refuses_by_the_stage_rule(tmp_path):
-    examples = get_task("multihop", {"distractors": 1}).examples("train", 8, 0)
-    corpus = [render_context(e.meta["context"]) + " " + e.question for e in examples]
-    reasoner = load_student(StudentConfig(model="tiny", tiny=TinyConfig(**TINY)), corpus=corpus)
-    reasoner.save(tmp_path / "reasoner")
     overrides = [
-        f"reasoner.teacher.model={tmp_path / 'reasoner'}",
-        "reasoner.prompt.chat=false",
-        "reasoner.prompt.max_cot_tokens=8",
-        "reasoner.prompt.max_answer_tokens=4",
+        *tiny_reasoner(tmp_path),
         "data.n_train=4",
         "data.n_test=2",
         *(f"student.tiny.{k}={v}" for k, v in TINY.items()),

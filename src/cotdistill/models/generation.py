@@ -3,12 +3,12 @@
 Contract (``GenerationEngine(model, tokenizer, embed=None)``):
 
 * prompts are token ids; a batch is left-padded with the tokenizer's pad id and generated with
-  the KV cache; ``embed(ids (B, T), mask (B, T)) -> (embeds (B, P + T, H), mask (B, P + T))``
+  the KV cache by ``models.decode.decode``, which drops each row from the batch as soon as it
+  ends (one long completion does not keep the whole batch running); ``embed(ids (B, T), mask (B, T)) -> (embeds (B, P + T, H), mask (B, P + T))``
   (a student's soft prompt) makes it generate from input embeddings instead;
 * generation stops at any of ``stop_token_ids``: the tokenizer's EOS, the model's
   generation-config EOS ids and the chat template's end-of-turn token (SmolLM2's
-  ``<|im_end|>``, Gemma's ``<end_of_turn>``). New ids are cut at the first of them; trailing
-  padding (a row that ended on a stop string while others went on) is dropped;
+  ``<|im_end|>``, Gemma's ``<end_of_turn>``). New ids are cut at the first of them;
 * texts are decoded with special tokens stripped and cut at the first stop string
   (``Sampling.stop``); a row also ends as soon as its new text holds one (the prompt never
   counts, so a stop string cannot straddle prompt and completion);
@@ -28,6 +28,7 @@ import torch
 from torch import nn
 
 from cotdistill.console import progress as progress_bar
+from cotdistill.models.decode import DecodeSettings, decode
 from cotdistill.precision import Precision, ResolvedPrecision, autocast, resolve_precision
 from cotdistill.stopping import trim_at_stop
 
@@ -135,35 +136,37 @@ class GenerationEngine:
     ) -> list[list[int]]:
         """New ids for each prompt of ``batch`` under ``config``: ``num_return_sequences`` rows per prompt.
 
-        A row ends at the first of ``config.eos_token_id`` (kept when ``keep_eos``) or once its new
-        text holds a ``stop`` string; trailing padding is dropped. The caller sets the mode and
-        precision (``generate_batch`` does both).
+        ``config`` is a ``transformers.GenerationConfig`` (``max_new_tokens``, ``do_sample``,
+        ``temperature``, ``top_p``, ``num_return_sequences``, ``eos_token_id``); it runs on
+        ``models.decode.decode``, which drops a row from the batch as soon as it ends. A row ends
+        at the first of ``config.eos_token_id`` (kept when ``keep_eos``) or once its new text holds
+        a ``stop`` string. The caller sets the mode and precision (``generate_batch`` does both).
         """
-        from transformers import StoppingCriteriaList
-
         width = max(len(ids) for ids in batch)
         pad = self.tokenizer.pad_token_id
         input_ids = torch.tensor([[pad] * (width - len(ids)) + list(ids) for ids in batch], device=self.device)
         mask = torch.tensor([[0] * (width - len(ids)) + [1] * len(ids) for ids in batch], device=self.device)
-        offset = width if self.embed is None else 0  # with embeds, HF's ids hold the new tokens only
-        criteria = StoppingCriteriaList([_StopText(self.tokenizer, stop, offset)] if any(stop) else [])
+        eos = config.eos_token_id
+        eos = frozenset(eos if isinstance(eos, list) else [] if eos is None else [eos])
+        sampled = bool(config.do_sample)
+        settings = DecodeSettings(
+            max_new_tokens=config.max_new_tokens,
+            eos_ids=eos,
+            temperature=float(config.temperature or 1.0) if sampled else 0.0,
+            top_p=float(config.top_p or 1.0) if sampled else 1.0,
+            n=config.num_return_sequences or 1,
+        )
+        done = StopText(self.tokenizer, stop) if any(stop) else None
         if self.embed is None:
-            inputs = {"input_ids": input_ids, "attention_mask": mask}
+            rows = decode(self.model, mask, settings, input_ids=input_ids, done=done)
         else:
             embeds, mask = self.embed(input_ids, mask)
-            inputs = {"inputs_embeds": embeds, "attention_mask": mask}
-        output = self.model.generate(**inputs, generation_config=config, stopping_criteria=criteria)
-        new_tokens = output[:, width:] if self.embed is None else output
-        eos = config.eos_token_id
-        eos = set(eos if isinstance(eos, list) else [eos])
-        rows = []
-        for row in new_tokens.tolist():
+            rows = decode(self.model, mask, settings, inputs_embeds=embeds, done=done)
+        out = []
+        for row in rows:
             cut = next((k for k, token in enumerate(row) if token in eos), None)
-            if cut is None:
-                while row and row[-1] == pad:
-                    row.pop()
-            rows.append(row if cut is None else row[: cut + 1 if keep_eos else cut])
-        return rows
+            out.append(row if cut is None else row[: cut + 1 if keep_eos else cut])
+        return out
 
     def generate_batch(
         self, batch: Sequence[Sequence[int]], sampling: Sampling, precision: ResolvedPrecision | None = None
@@ -208,21 +211,18 @@ class GenerationEngine:
         return Completion(text, tuple(row))
 
 
-class _StopText:
-    """Stopping criterion: a row is done once the text of its new tokens contains a stop string.
+class StopText:
+    """``done(new_ids)``: whether the text of a row's new ids contains a stop string.
 
-    Only the last ``4 * longest + 4`` new tokens are decoded per step (a stop string spans at most
-    4 byte-level tokens per character), so a step costs O(batch), not O(length).
+    Only the last ``4 * longest + 4`` ids are decoded (a stop string spans at most 4 byte-level
+    tokens per character), so a check costs O(1) in the row's length; the prompt never counts.
     """
 
-    def __init__(self, tokenizer: Any, stop: Sequence[str], offset: int):
+    def __init__(self, tokenizer: Any, stop: Sequence[str]):
         self.tokenizer = tokenizer
         self.stop = [s for s in stop if s]
-        self.offset = offset
         self.window = 4 * max(len(s) for s in self.stop) + 4
 
-    def __call__(self, input_ids: torch.Tensor, scores: torch.Tensor, **kwargs: Any) -> torch.Tensor:
-        start = max(self.offset, input_ids.shape[1] - self.window)
-        tails = self.tokenizer.batch_decode(input_ids[:, start:].tolist(), skip_special_tokens=True)
-        done = [any(s in text for s in self.stop) for text in tails]
-        return torch.tensor(done, dtype=torch.bool, device=input_ids.device)
+    def __call__(self, new_ids: Sequence[int]) -> bool:
+        tail = self.tokenizer.decode(list(new_ids[-self.window :]), skip_special_tokens=True)
+        return any(s in tail for s in self.stop)

@@ -78,6 +78,32 @@ def test_sft_lowers_the_loss_of_the_targets(tmp_path):
     assert _completion_nll(student, PROMPT, "Reverse the list.") < before - 0.5
 
 
+def test_sft_groups_rows_of_similar_length_so_fewer_batches_pad_to_the_longest(tmp_path, monkeypatch):
+    import cotdistill.methods.redis.train as redis_train
+
+    make_trainer = redis_train.make_trainer
+    widths: list[int] = []
+
+    def recording(trainer_cls, precision, **kwargs):
+        trainer = make_trainer(trainer_cls, precision, **kwargs)
+        collate = trainer.data_collator
+        trainer.data_collator = lambda rows: widths.append(max(len(r["input_ids"]) for r in rows)) or collate(rows)
+        return trainer
+
+    monkeypatch.setattr(redis_train, "make_trainer", recording)
+    short = SFTItem("io", "t", "list_functions", "Input: [1]", "Output: [1]")
+    long = SFTItem("rule_generation", "t", "list_functions", PROMPT * 3, "Reverse the list.")
+    longest = len(tokenize_sft(_student(), [long], 256)[0]["input_ids"])
+    padded = {}
+    for grouped in (False, True):
+        widths.clear()
+        settings = ReDisTrainConfig(sft_epochs=1, batch_size=4, max_length=256, group_by_length=grouped)
+        sft(_student(), [short, long] * 8, settings, tmp_path / str(grouped))
+        assert len(widths) == 4
+        padded[grouped] = sum(w == longest for w in widths)
+    assert padded[False] == 4 and padded[True] <= 3
+
+
 def test_pipeline_runs_end_to_end_and_resumes(tmp_path, monkeypatch, capsys):
     recipe = tmp_path / "redis.yaml"
     recipe.write_text(

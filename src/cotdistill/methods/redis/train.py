@@ -64,6 +64,9 @@ class ReDisTrainConfig:
     seed: int = field(default=0, metadata={"help": "training seed"})
     precision: Precision = field(default=Precision.AUTO, metadata={"help": PRECISION_HELP})
     master_weights: bool = master_weights_field()
+    group_by_length: bool = field(
+        default=True, metadata={"help": "SFT batches rows of similar length (transformers' LengthGroupedSampler)"}
+    )
     save_steps: int = field(
         default=0, metadata={"help": "checkpoint every N steps of each stage (0: none); a killed stage resumes there"}
     )
@@ -93,6 +96,7 @@ class ReDisTrainConfig:
             seed=self.seed,
             precision=self.precision,
             master_weights=self.master_weights,
+            group_by_length=self.group_by_length,
             save_steps=self.save_steps,
             save_total_limit=self.save_total_limit,
             report_to=self.report_to,
@@ -176,6 +180,7 @@ def sft(
         completion_only_loss=False,
         dataset_kwargs={"skip_prepare_dataset": True},
         remove_unused_columns=False,
+        train_sampling_strategy="group_by_length" if settings.group_by_length else "random",
     )
     trainer = make_trainer(
         SFTTrainer, precision, model=student.model, args=args, train_dataset=dataset, processing_class=student.tokenizer

@@ -23,7 +23,7 @@ import torch
 
 from cotdistill.methods.redis.prompts import OUTPUT_PREFIX, apply_prompt
 from cotdistill.models import StudentConfig, load_student
-from cotdistill.models.generation import Sampling, longest_first
+from cotdistill.models.generation import Sampling, left_pad, longest_first
 from cotdistill.models.pull import cached_path
 from cotdistill.precision import autocast, resolve_precision
 from cotdistill.tasks.inductive import get_domain
@@ -61,9 +61,8 @@ def run(student, prompts, batch_size: int, max_new_tokens: int, engine: bool, pr
 
 def reference_ids(eng, batch, config) -> list[list[int]]:
     """``model.generate`` on the left-padded batch, new ids cut at the first stop id."""
-    width, pad = max(map(len, batch)), eng.tokenizer.pad_token_id
-    input_ids = torch.tensor([[pad] * (width - len(r)) + r for r in batch])
-    mask = torch.tensor([[0] * (width - len(r)) + [1] * len(r) for r in batch])
+    input_ids, mask = left_pad(batch, eng.tokenizer.pad_token_id, eng.device)
+    width = input_ids.shape[1]
     rows = eng.model.generate(input_ids=input_ids, attention_mask=mask, generation_config=config)[:, width:].tolist()
     stops = set(config.eos_token_id)
     return [row[: next((k for k, t in enumerate(row) if t in stops), len(row))] for row in rows]

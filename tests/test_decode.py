@@ -7,7 +7,7 @@ import torch
 from transformers import Gemma3ForCausalLM, Gemma3TextConfig
 
 from cotdistill.models.decode import DecodeSettings, decode, next_tokens
-from cotdistill.models.generation import GenerationEngine, Sampling
+from cotdistill.models.generation import GenerationEngine, Sampling, left_pad
 from doubles import tiny_llama
 from test_generation_engine import tiny_tokenizer
 
@@ -37,11 +37,7 @@ def tiny_gemma3(tokenizer) -> Gemma3ForCausalLM:
 
 def left_padded(tokenizer, prompts):
     ids = [tokenizer(p)["input_ids"] for p in prompts]
-    width = max(map(len, ids))
-    pad = tokenizer.pad_token_id
-    input_ids = torch.tensor([[pad] * (width - len(r)) + r for r in ids])
-    mask = torch.tensor([[0] * (width - len(r)) + [1] * len(r) for r in ids])
-    return ids, input_ids, mask
+    return (ids, *left_pad(ids, tokenizer.pad_token_id))
 
 
 def test_greedy_decode_equals_transformers_generate():

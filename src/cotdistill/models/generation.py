@@ -92,6 +92,16 @@ def stop_token_ids(model: nn.Module, tokenizer: Any) -> list[int]:
     return sorted(i for i in ids if i is not None)
 
 
+def left_pad(
+    batch: Sequence[Sequence[int]], pad_id: int, device: torch.device | str = "cpu"
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(input_ids, attention_mask)``, both (B, longest): each row right-aligned after ``pad_id`` padding."""
+    width = max(len(ids) for ids in batch)
+    input_ids = torch.tensor([[pad_id] * (width - len(ids)) + list(ids) for ids in batch], device=device)
+    mask = torch.tensor([[0] * (width - len(ids)) + [1] * len(ids) for ids in batch], device=device)
+    return input_ids, mask
+
+
 def longest_first(lengths: Sequence[int], batch_size: int) -> list[list[int]]:
     """Indices into ``lengths`` grouped into batches of ``batch_size``, longest first (little padding)."""
     order = sorted(range(len(lengths)), key=lambda i: -lengths[i])
@@ -142,10 +152,7 @@ class GenerationEngine:
         at the first of ``config.eos_token_id`` (kept when ``keep_eos``) or once its new text holds
         a ``stop`` string. The caller sets the mode and precision (``generate_batch`` does both).
         """
-        width = max(len(ids) for ids in batch)
-        pad = self.tokenizer.pad_token_id
-        input_ids = torch.tensor([[pad] * (width - len(ids)) + list(ids) for ids in batch], device=self.device)
-        mask = torch.tensor([[0] * (width - len(ids)) + [1] * len(ids) for ids in batch], device=self.device)
+        input_ids, mask = left_pad(batch, self.tokenizer.pad_token_id, self.device)
         eos = config.eos_token_id
         eos = frozenset(eos if isinstance(eos, list) else [] if eos is None else [eos])
         sampled = bool(config.do_sample)

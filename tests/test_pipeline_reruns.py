@@ -105,9 +105,16 @@ def test_redis_reuses_reruns_and_refuses_by_the_stage_rule(tmp_path, monkeypatch
     assert not calls and _stamp(student) == trained
     assert json.loads((out / "stages" / "eval-io_sft.json").read_text())["search"]["apply_max_tokens"] == 8
     # without --resume a changed training input retrains that student
+    timings = json.loads((out / "timings.json").read_text())
+    assert {"augment", "io_sft", "eval io_sft"} <= timings.keys()
+    (out / "timings.json").write_text(json.dumps({**timings, "augment": 1e6, "io_sft": 1e6}))
     retrained = load_recipe(recipe, ["train.sft_lr=0.01"])
     retrained.cls().run(retrained.config, out)
     assert [settings.sft_lr for settings in calls] == [0.01] and _stamp(student) != trained
+    # the retrained stage's time starts again; the reused augment stage adds to its own
+    timings = json.loads((out / "timings.json").read_text())
+    assert timings["io_sft"] < 1e6 <= timings["augment"]
+    assert read_report(out)["timings_s"] == timings and "## Stage times" in (out / "report.md").read_text()
 
 
 def test_lm_guided_reuses_reruns_and_refuses_by_the_stage_rule(tmp_path):
@@ -145,6 +152,8 @@ def test_lm_guided_reuses_reruns_and_refuses_by_the_stage_rule(tmp_path):
 
     report = read_report(out)
     assert (report["kind"], report["pipeline"]) == ("comparison", "lm_guided")
+    assert report["timings_s"] == json.loads((out / "timings.json").read_text())
+    assert {"kd rationales", "kd", "rl", "evaluation"} <= report["timings_s"].keys()
     names = [run.name for run in runs_of(report, "")]
     assert "reasoner + RL rationales" in names and "reasoner + KD rationales (SC k=2)" in names
     assert (out / "accuracy.png").read_bytes()[:4] == b"\x89PNG"

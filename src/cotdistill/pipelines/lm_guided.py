@@ -15,7 +15,8 @@ module composes them under the stage rule of ``pipelines.stages`` and writes the
    rationales, each greedy and with self-consistency; the paired RL-minus-KD difference question
    by question; and ``rewards.png``, one curve per GRPO reward component (plus KL and the
    weighted total). In ``report.json`` each condition is also a run (EM strict, F1 flexible),
-   so ``cotdistill report`` puts it next to other pipelines' runs.
+   so ``cotdistill report`` puts it next to other pipelines' runs; ``timings.json``: the wall
+   seconds of each stage, summed over resumed processes (the report shows them).
 
 Each stage records its inputs (``stage.json``); a resumed run whose KD or RL inputs changed
 (``rl``, ``rewards``, the reasoner, ...) stops with an error instead of reporting the new
@@ -58,7 +59,9 @@ from cotdistill.models.student import STUDENT_FILE
 from cotdistill.pipelines.base import register_pipeline
 from cotdistill.pipelines.outputs import CHART_PNG, run_report, write_config, write_report
 from cotdistill.pipelines.stages import OnChange, Stage, prepare
+from cotdistill.pipelines.timing import TIMINGS_JSON, StageTimes
 from cotdistill.report.plot import plot_curves
+from cotdistill.report.render import timings_section
 from cotdistill.report.runs import condition_runs
 from cotdistill.report.table import markdown_table
 from cotdistill.tasks import Example, get_task
@@ -116,7 +119,10 @@ class LMGuidedPipeline:
         out = Path(output_dir)
         out.mkdir(parents=True, exist_ok=True)
         reasoner_cfg = resolve_reasoner(config.reasoner.teacher)
-        prepare(stages(config, out, reasoner_cfg), resume=resume)
+        declared = stages(config, out, reasoner_cfg)
+        restart = [name for name, stage in declared.items() if stage.changes() != []]
+        times = StageTimes(out / TIMINGS_JSON, restart=[*restart, "evaluation"])
+        prepare(declared.values(), resume=resume)
         write_config(config, out)
         task = get_task(config.data.task, config.data.params)
         train, test = _data(config, task, out / "data")
@@ -125,11 +131,13 @@ class LMGuidedPipeline:
         kd_student = _saved(kd_dir / "student")
         if kd_student is None:
             log.info("stage 1: KD rationales and SFT of the rationale model (%d questions)", len(train))
-            kept = teacher_rationales(config.generate, train, task, kd_dir / "rationales")
-            corpus = [guided_example(e).question + " " + (e.rationale or "") for e in kept]
-            student = load_student(config.student, corpus=corpus)
-            kd_student = distill(student, kept, config.kd, config.sft, kd_dir / "train", resume=resume)
-            kd_student.save(kd_dir / "student")
+            with times.measure("kd rationales"):
+                kept = teacher_rationales(config.generate, train, task, kd_dir / "rationales")
+            with times.measure("kd"):
+                corpus = [guided_example(e).question + " " + (e.rationale or "") for e in kept]
+                student = load_student(config.student, corpus=corpus)
+                kd_student = distill(student, kept, config.kd, config.sft, kd_dir / "train", resume=resume)
+                kd_student.save(kd_dir / "student")
 
         reasoner = open_reasoner(config.reasoner, out / "reasoner_cache.jsonl", reasoner_cfg)
         try:
@@ -138,21 +146,25 @@ class LMGuidedPipeline:
             if rl_student is None:
                 log.info("stage 2: GRPO of the rationale model against the reasoner (%d steps)", config.rl.max_steps)
                 rl_cfg = dataclasses.replace(config.rl, seed=config.seed)
-                rl_student = reinforce(
-                    Student.load(kd_dir / "student"), train, reasoner, config.rewards, rl_cfg, rl_dir, resume=resume
-                )
-                rl_student.save(rl_dir / "student")
+                with times.measure("rl"):
+                    rl_student = reinforce(
+                        Student.load(kd_dir / "student"), train, reasoner, config.rewards, rl_cfg, rl_dir, resume=resume
+                    )
+                    rl_student.save(rl_dir / "student")
             log.info("evaluation: %d test questions, self-consistency k=%d", len(test), config.eval.k)
             models = {"KD": kd_student, "RL": rl_student}
-            result = evaluate_rationale_models(test, reasoner, models, config.eval, seed=config.seed)
+            with times.measure("evaluation"):
+                result = evaluate_rationale_models(test, reasoner, models, config.eval, seed=config.seed)
         finally:
             reasoner.close()
         result["reasoner"] = {"backend": reasoner_cfg.backend, "model": reasoner_cfg.model, "cache": reasoner.stats}
+        result["timings_s"] = dict(times.seconds)
         return _report(result, config, out)
 
 
-def stages(config: LMGuidedPipelineConfig, out: Path, reasoner: TeacherConfig) -> list[Stage]:
-    """The run's stages in order: data, KD rationales, KD training, RL (the evaluation is redone every run)."""
+def stages(config: LMGuidedPipelineConfig, out: Path, reasoner: TeacherConfig) -> dict[str, Stage]:
+    """The run's stages by name, in order: data, KD rationales, KD training, RL (the evaluation is
+    redone every run)."""
     data = Stage.directory(out / "data", {"seed": config.seed, "data": config.data}, on_change=OnChange.RERUN)
     rationales = Stage.directory(out / "kd" / "rationales", data.after(generate=config.generate))
     kd = Stage.directory(
@@ -165,7 +177,7 @@ def stages(config: LMGuidedPipelineConfig, out: Path, reasoner: TeacherConfig) -
         rewards=config.rewards,
         reasoner={"teacher": reasoner, "prompt": config.reasoner.prompt},
     )
-    return [data, rationales, kd, Stage.directory(out / "rl", rl_inputs)]
+    return {"data": data, "kd rationales": rationales, "kd": kd, "rl": Stage.directory(out / "rl", rl_inputs)}
 
 
 def _saved(directory: Path) -> Student | None:
@@ -215,6 +227,7 @@ def _report(result: dict[str, Any], config: LMGuidedPipelineConfig, output_dir: 
             "",
         ]
     lines += _reward_section(output_dir / "rl" / "reward_log.jsonl", config.rewards.weights, output_dir)
+    lines += timings_section(result["timings_s"])
     files = write_report(output_dir, report, "\n".join(lines))
     print(format_table(headers, body))
     print(f"\nreport: {files['report']} (and report.json)")

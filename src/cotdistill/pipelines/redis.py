@@ -22,6 +22,9 @@ stage or training and re-runs a changed evaluation) and writes the run with ``pi
    baseline, for ReDis and the baselines ``direct`` (few-shot answers from the base student),
    ``hs_base`` (hypothesis search with the base student) and ``io_sft`` (the student fine-tuned
    on input -> output, answering directly).
+
+``timings.json`` holds the wall seconds of each stage, summed over resumed processes; the report
+shows them.
 """
 
 from __future__ import annotations
@@ -61,6 +64,7 @@ from cotdistill.pipelines.outputs import write_config, write_report
 from cotdistill.pipelines.redis_config import REDIS_CONDITIONS, ReDisConfig
 from cotdistill.pipelines.redis_report import build_report, stage2_summary
 from cotdistill.pipelines.stages import OnChange, Stage, prepare
+from cotdistill.pipelines.timing import TIMINGS_JSON, StageTimes
 from cotdistill.tasks import TASKS
 from cotdistill.tasks.inductive import (
     GeneratedTask,
@@ -90,13 +94,15 @@ class ReDisPipeline:
         out.mkdir(parents=True, exist_ok=True)
         parts = split_tasks(config)
         declared = stages(config, out, tasks_digest(parts))
+        times = StageTimes(out / TIMINGS_JSON, restart=[n for n, s in declared.items() if s.changes() != []])
         prepare(declared.values(), resume=resume)
         write_config(config, out)
         if config.torch_threads:
             torch.set_num_threads(config.torch_threads)
         train, test = _write_split(parts, out / "data")
         log.info("redis: %d training tasks, %d test tasks", len(train), len(test))
-        records = augment(train, _teacher(config, train), config.augment, out / "augment", resume=True)
+        with times.measure("augment"):
+            records = augment(train, _teacher(config, train), config.augment, out / "augment", resume=True)
         stage2 = build(records, {t.idx: t for t in train}, config.filter)
         _write_stage2(stage2, out / "stage2")
         _require_rules(stage2, config.methods, out)
@@ -142,10 +148,15 @@ class ReDisPipeline:
         base = fresh()
         results: dict[str, list[list[TaskResult]]] = {}
         for name in REDIS_CONDITIONS:
-            if name in config.methods:
-                student = base if name in ("direct", "hs_base") else _trained(out, name, trainers[name])
+            if name not in config.methods:
+                continue
+            student = base
+            if name not in ("direct", "hs_base"):
+                with times.measure(name):
+                    student = _trained(out, name, trainers[name])
+            with times.measure(f"eval {name}"):
                 results[name] = _evaluate(student, test, config, _eval_files(out, name, config), name in SEARCHED)
-        report, markdown, table = build_report(results, test, stage2, config)
+        report, markdown, table = build_report(results, test, stage2, config, times.seconds)
         files = write_report(out, report, markdown)
         print(table)
         print(f"\nreport: {files['report']} (and report.json)")

@@ -6,7 +6,8 @@ for hypothesis search, one for greedy direct answering). ``report.json`` (writte
 pooled over the runs, ``majority[domain]`` (always giving the domain's most common unseen output),
 ``runs[method].summary`` with a 95% bootstrap interval per domain over (seeds, queries) and the
 majority baseline as each domain's chance, ``best_rules`` (first seed), ``by_type[method][domain][query type]`` (files that give a per-query type,
-such as ACRE's) and the stage-2 counts.
+such as ACRE's), the stage-2 counts and ``timings_s`` (wall seconds per stage, summed over resumed
+processes; see ``pipelines.timing``).
 """
 
 from __future__ import annotations
@@ -64,9 +65,14 @@ def _row(correct: float, total: int) -> dict[str, float]:
 
 
 def build_report(
-    results: dict[str, list[list[TaskResult]]], test: Sequence[RuleTask], stage2: Stage2, config: Any
+    results: dict[str, list[list[TaskResult]]],
+    test: Sequence[RuleTask],
+    stage2: Stage2,
+    config: Any,
+    timings: dict[str, float] | None = None,
 ) -> tuple[dict[str, Any], str, str]:
-    """The data of ``report.json`` (see the module docstring), ``report.md`` and the console table."""
+    """The data of ``report.json`` (see the module docstring), ``report.md`` and the console table;
+    ``timings`` (seconds per stage) becomes ``timings_s``."""
     domains = list(config.data.domains)
     majority = majority_baseline(test, domains)
     chance = {d: majority[d]["accuracy"] for d in domains}
@@ -81,6 +87,7 @@ def build_report(
             name: {r.task_idx: r.rule for r in rows[0] if r.rule is not None} for name, rows in results.items()
         },
         "stage2": stage2_summary(stage2),
+        "timings_s": dict(timings or {}),
         "config": to_dict(config),
     }
     report = run_report(data, pipeline="redis", title=TITLE)

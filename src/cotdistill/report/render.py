@@ -205,11 +205,18 @@ def render_comparison(report: Mapping[str, Any], *, chart: str | None = None) ->
                 + [f"{100 * groups[g][metric]:.1f}" if g in groups else "-" for g in ("in_domain", "out_of_domain")]
             )
     lines += [markdown_table(["method", "seed", "in-domain", "out-of-domain"], seed_rows), ""]
-    timings = report.get("timings_s") or {}
-    if timings:
-        lines += ["## Stage times", ""]
-        lines += [markdown_table(["stage", "seconds"], [[k, f"{v:.1f}"] for k, v in timings.items()]), ""]
+    lines += timings_section(report.get("timings_s") or {})
     files = report.get("files") or {}
     if files:
         lines += ["## Files", ""] + [f"- {key}: `{value}`" for key, value in files.items()] + [""]
     return "\n".join(lines).rstrip() + "\n"
+
+
+def timings_section(timings: Mapping[str, float]) -> list[str]:
+    """A "Stage times" section (wall seconds and minutes per stage, then the total); none when empty."""
+    if not timings:
+        return []
+    rows = [[stage, f"{seconds:.1f}", f"{seconds / 60:.1f}"] for stage, seconds in timings.items()]
+    total = sum(timings.values())
+    rows.append(["total", f"{total:.1f}", f"{total / 60:.1f}"])
+    return ["## Stage times", "", markdown_table(["stage", "seconds", "minutes"], rows), ""]

@@ -6,7 +6,7 @@ for hypothesis search, one for greedy direct answering). ``report.json`` (writte
 pooled over the runs, ``majority[domain]`` (always giving the domain's most common unseen output),
 ``runs[method].summary`` with a 95% bootstrap interval per domain over (seeds, queries) and the
 majority baseline as each domain's chance, ``best_rules`` (first seed), ``by_type[method][domain][query type]`` (files that give a per-query type,
-such as ACRE's), the stage-2 counts and ``timings_s`` (wall seconds per stage, summed over resumed
+such as ACRE's), ``differences`` (the ``PAIRED`` differences query by query), the stage-2 counts and ``timings_s`` (wall seconds per stage, summed over resumed
 processes; see ``pipelines.timing``).
 """
 
@@ -20,6 +20,7 @@ import numpy as np
 
 from cotdistill.config import to_dict
 from cotdistill.console import format_table
+from cotdistill.eval.stats import Interval, bootstrap_macro_ci
 from cotdistill.eval.summary import summarize
 from cotdistill.methods.redis import Stage2, TaskResult, accuracy_by_type, accuracy_table
 from cotdistill.pipelines.outputs import CHART_PNG, run_report
@@ -28,6 +29,8 @@ from cotdistill.tasks.inductive import DOMAINS, RuleTask, get_domain
 from cotdistill.tasks.suite import Role
 
 TITLE = "ReDis: exact match on the unseen queries of held-out tasks"
+PAIRED = (("redis_sft", "hs_base"), ("redis_sft", "io_sft"), ("redis_orpo", "redis_sft"), ("redis_dpo", "redis_sft"))
+"""The paper's claims as (method, baseline): rule SFT beats base-model search and IO-SFT; alignment beats SFT."""
 
 
 def stage2_summary(stage2: Stage2) -> dict[str, Any]:
@@ -86,6 +89,7 @@ def build_report(
         "best_rules": {
             name: {r.task_idx: r.rule for r in rows[0] if r.rule is not None} for name, rows in results.items()
         },
+        "differences": paired_differences(results, domains, config.seed),
         "stage2": stage2_summary(stage2),
         "timings_s": dict(timings or {}),
         "config": to_dict(config),
@@ -126,9 +130,53 @@ def build_report(
         f"Stage 2: {len(stage2.pairs)} preference pairs, {len(stage2.rule_generation)} rule-generation and "
         f"{len(stage2.rule_following)} rule-following SFT items (rule generation: {config.filter.rule_generation}).",
         "",
+        *_paired_section(report["differences"]),
         *_type_section(report["by_type"]),
     ]
     return report, "\n".join(lines) + "\n" + render_comparison(report, chart=CHART_PNG), text
+
+
+def paired_differences(
+    results: dict[str, list[list[TaskResult]]], domains: Sequence[str], seed: int
+) -> dict[str, dict[str, float]]:
+    """``"A - B"`` for each ``PAIRED`` pair that ran: the macro mean over domains of A's minus B's
+    correctness on the same queries (each query's mean over the search seeds), with a 95%
+    bootstrap interval that resamples queries within each domain."""
+    paired = {}
+    for first, second in PAIRED:
+        if first not in results or second not in results:
+            continue
+        a, b = _per_query(results[first]), _per_query(results[second])
+        groups = [a[d] - b[d] for d in domains if d in a and a[d].size]
+        paired[f"{first} - {second}"] = bootstrap_macro_ci(groups, seed=seed).to_dict()
+    return paired
+
+
+def _per_query(runs: list[list[TaskResult]]) -> dict[str, np.ndarray]:
+    """Each domain's queries (sorted by task, then query) -> correctness averaged over the runs."""
+    scores: dict[tuple[str, str, int], list[float]] = {}
+    for rows in runs:
+        for r in rows:
+            for i, c in enumerate(r.correct):
+                scores.setdefault((r.domain, r.task_idx, i), []).append(float(c))
+    by_domain: dict[str, list[float]] = {}
+    for (domain, _, _), values in sorted(scores.items()):
+        by_domain.setdefault(domain, []).append(float(np.mean(values)))
+    return {d: np.array(v) for d, v in by_domain.items()}
+
+
+def _paired_section(paired: dict[str, dict[str, float]]) -> list[str]:
+    if not paired:
+        return []
+    rows = [[name, Interval.from_dict(ci).format()] for name, ci in paired.items()]
+    return [
+        "Paired differences on the same queries (percentage points, macro over domains, 95% bootstrap interval):",
+        "",
+        "```",
+        format_table(["difference", "all"], rows),
+        "```",
+        "",
+    ]
 
 
 def _run_entry(

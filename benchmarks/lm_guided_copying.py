@@ -7,7 +7,10 @@ For every rationale condition of a run's ``report.json`` (greedy answers), per q
   "The answer is X." sentence), against the gold answer; no stated answer counts as wrong;
 * ``copies``: the share of questions whose rationale states an answer and the reasoner answers
   exactly that (normalised);
-* ``stated``: the share of rationales that state an answer at all.
+* ``stated``: the share of rationales that state an answer at all;
+
+and, when the run has both, the RL-minus-KD difference in stated EM question by question (did RL
+teach the rationale model itself to answer better, whatever the reasoner makes of it).
 
 A reasoner whose EM equals the stated EM and that copies nearly always adds nothing to the
 rationale; RL rewards computed through it then reward the rationale's own answer sentence.
@@ -22,10 +25,14 @@ import json
 from collections import defaultdict
 from pathlib import Path
 
+import numpy as np
+
 from cotdistill.answers import answer_span
+from cotdistill.eval.stats import Interval, bootstrap_ci
 from cotdistill.methods.lm_guided.rewards import em_score
 
 Row = dict[str, float]
+KD, RL = "reasoner + KD rationales", "reasoner + RL rationales"
 
 
 def copying_table(examples: list[dict]) -> dict[str, dict[str, Row]]:
@@ -52,6 +59,19 @@ def copying_table(examples: list[dict]) -> dict[str, dict[str, Row]]:
     }
 
 
+def stated_difference(examples: list[dict], first: str, second: str) -> Interval:
+    """``first`` minus ``second`` in stated EM, question by question (paired by id), 95% bootstrap."""
+    stated = defaultdict(dict)
+    for example in examples:
+        if example["condition"] in (first, second) and example.get("rationale") is not None:
+            span = answer_span(example["rationale"])
+            stated[example["condition"]][example["id"]] = float(
+                span is not None and em_score(span, example["gold"]) == 1.0
+            )
+    ids = sorted(stated[first].keys() & stated[second].keys())
+    return bootstrap_ci(np.array([stated[first][i] - stated[second][i] for i in ids]))
+
+
 def markdown(table: dict[str, dict[str, Row]]) -> str:
     lines = [
         "| condition | questions | n | reasoner EM | stated EM | reasoner copies the stated answer | rationale states an answer |",
@@ -73,6 +93,9 @@ def main() -> None:
     args = parser.parse_args()
     report = json.loads((args.run / "report.json").read_text())
     text = markdown(copying_table(report["examples"]))
+    if {RL, KD} <= {e["condition"] for e in report["examples"]}:
+        difference = stated_difference(report["examples"], RL, KD)
+        text += f"\nStated EM, RL minus KD rationales, question by question: {difference.format()} points (95% bootstrap).\n"
     print(text, end="")
     if args.out:
         args.out.write_text(text)

@@ -35,6 +35,11 @@ Row = dict[str, float]
 KD, RL = "reasoner + KD rationales", "reasoner + RL rationales"
 
 
+def _stated_right(example: dict, stated: str | None) -> bool:
+    """Whether the answer the rationale states (``stated``, its answer span) is the gold answer."""
+    return stated is not None and em_score(stated, example["gold"]) == 1.0
+
+
 def copying_table(examples: list[dict]) -> dict[str, dict[str, Row]]:
     """``{condition: {question type or "all": {reasoner_em, stated_em, copies, stated, n}}}`` (percentages)."""
     counts: dict[str, dict[str, dict[str, float]]] = defaultdict(lambda: defaultdict(lambda: defaultdict(float)))
@@ -48,7 +53,7 @@ def copying_table(examples: list[dict]) -> dict[str, dict[str, Row]]:
             row["n"] += 1
             row["reasoner_em"] += em_score(greedy, example["gold"])
             row["stated"] += stated is not None
-            row["stated_em"] += stated is not None and em_score(stated, example["gold"]) == 1.0
+            row["stated_em"] += _stated_right(example, stated)
             row["copies"] += stated is not None and em_score(greedy, stated) == 1.0
     return {
         condition: {
@@ -64,9 +69,8 @@ def stated_difference(examples: list[dict], first: str, second: str) -> Interval
     stated = defaultdict(dict)
     for example in examples:
         if example["condition"] in (first, second) and example.get("rationale") is not None:
-            span = answer_span(example["rationale"])
             stated[example["condition"]][example["id"]] = float(
-                span is not None and em_score(span, example["gold"]) == 1.0
+                _stated_right(example, answer_span(example["rationale"]))
             )
     ids = sorted(stated[first].keys() & stated[second].keys())
     return bootstrap_ci(np.array([stated[first][i] - stated[second][i] for i in ids]))

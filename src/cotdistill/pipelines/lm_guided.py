@@ -58,7 +58,7 @@ from cotdistill.models import Student, StudentConfig, load_student
 from cotdistill.models.student import STUDENT_FILE
 from cotdistill.pipelines.base import register_pipeline
 from cotdistill.pipelines.outputs import CHART_PNG, run_report, write_config, write_report
-from cotdistill.pipelines.stages import OnChange, Stage, prepare
+from cotdistill.pipelines.stages import OnChange, Stage, prepare, starting_afresh
 from cotdistill.pipelines.timing import TIMINGS_JSON, StageTimes
 from cotdistill.report.plot import plot_curves
 from cotdistill.report.render import timings_section
@@ -120,8 +120,7 @@ class LMGuidedPipeline:
         out.mkdir(parents=True, exist_ok=True)
         reasoner_cfg = resolve_reasoner(config.reasoner.teacher)
         declared = stages(config, out, reasoner_cfg)
-        restart = [name for name, stage in declared.items() if stage.changes() != []]
-        times = StageTimes(out / TIMINGS_JSON, restart=[*restart, "evaluation"])
+        times = StageTimes(out / TIMINGS_JSON, restart=[*starting_afresh(declared), "evaluation"])
         prepare(declared.values(), resume=resume)
         write_config(config, out)
         task = get_task(config.data.task, config.data.params)

@@ -63,7 +63,7 @@ from cotdistill.pipelines.base import register_pipeline
 from cotdistill.pipelines.outputs import write_config, write_report
 from cotdistill.pipelines.redis_config import REDIS_CONDITIONS, ReDisConfig
 from cotdistill.pipelines.redis_report import build_report, stage2_summary
-from cotdistill.pipelines.stages import OnChange, Stage, prepare
+from cotdistill.pipelines.stages import OnChange, Stage, prepare, starting_afresh
 from cotdistill.pipelines.timing import TIMINGS_JSON, StageTimes
 from cotdistill.tasks import TASKS
 from cotdistill.tasks.inductive import (
@@ -94,7 +94,7 @@ class ReDisPipeline:
         out.mkdir(parents=True, exist_ok=True)
         parts = split_tasks(config)
         declared = stages(config, out, tasks_digest(parts))
-        times = StageTimes(out / TIMINGS_JSON, restart=[n for n, s in declared.items() if s.changes() != []])
+        times = StageTimes(out / TIMINGS_JSON, restart=starting_afresh(declared))
         prepare(declared.values(), resume=resume)
         write_config(config, out)
         if config.torch_threads:

@@ -105,6 +105,11 @@ class Stage:
         return _differences(previous, self.fingerprint)
 
 
+def starting_afresh(stages: Mapping[str, Stage]) -> list[str]:
+    """Names of the stages that ``prepare`` will start from nothing: no record yet, or changed inputs."""
+    return [name for name, stage in stages.items() if stage.changes() != []]
+
+
 def _differences(old: Any, new: Any, prefix: str = "") -> list[str]:
     if isinstance(old, dict) and isinstance(new, dict):
         keys = sorted(old.keys() | new.keys())

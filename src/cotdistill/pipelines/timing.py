@@ -30,8 +30,8 @@ class StageTimes:
     def __init__(self, path: Path, *, restart: Iterable[str] = ()) -> None:
         self.path = Path(path)
         saved = json.loads(self.path.read_text(encoding="utf-8")) if self.path.exists() else {}
-        self._restart = set(restart)
-        self.seconds: dict[str, float] = {k: float(v) for k, v in saved.items() if k not in self._restart}
+        restarted = set(restart)
+        self.seconds: dict[str, float] = {k: float(v) for k, v in saved.items() if k not in restarted}
 
     @contextmanager
     def measure(self, name: str) -> Iterator[None]:

@@ -22,6 +22,7 @@ from cotdistill.methods.checkpoints import TRAINER_FILES, last_complete_checkpoi
 from cotdistill.methods.lm_guided.rewarder import Rewarder
 from cotdistill.methods.tracking import report_to_field, run_name_field
 from cotdistill.methods.training_args import build_training_args, training_precision
+from cotdistill.methods.trl_fused_head import compact_fused_head
 from cotdistill.mixed_precision import make_trainer
 from cotdistill.precision import PRECISION_HELP, Precision, ResolvedPrecision, legacy_precision, master_weights_field
 
@@ -172,7 +173,8 @@ def train_grpo(
         processing_class=tokenizer,
     )
     last = last_complete_checkpoint(output_dir / "checkpoints", TRAINER_FILES) if resume else None
-    trainer.train(resume_from_checkpoint=last)
+    with compact_fused_head():  # score only the completion positions, on a CPU too
+        trainer.train(resume_from_checkpoint=last)
     _write_reward_log(trainer.state.log_history, rewarder.active, output_dir / "reward_log.jsonl")
     return trainer.model
 

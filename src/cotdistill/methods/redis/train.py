@@ -33,6 +33,7 @@ from cotdistill.methods.data import make_row
 from cotdistill.methods.redis.pairs import PreferencePair, SFTItem
 from cotdistill.methods.tracking import report_to_field, run_name_field
 from cotdistill.methods.training_args import build_training_args, training_precision
+from cotdistill.methods.trl_fused_head import compact_fused_head
 from cotdistill.mixed_precision import make_trainer
 from cotdistill.models import Student, StudentLoRAConfig
 from cotdistill.models.lora import apply_lora
@@ -191,11 +192,13 @@ def sft(
 
 
 def _train(trainer: Any, output_dir: Path, resume: bool) -> None:
-    """``trainer.train()``, from the newest complete checkpoint in ``output_dir`` when ``resume``."""
+    """``trainer.train()``, from the newest complete checkpoint in ``output_dir`` when ``resume``; TRL's
+    fused LM head scores only the completion positions (``compact_fused_head``)."""
     last = last_complete_checkpoint(output_dir, TRAINER_FILES) if resume else None
     if last:
         log.info("resuming %s", last)
-    trainer.train(resume_from_checkpoint=last)
+    with compact_fused_head():
+        trainer.train(resume_from_checkpoint=last)
 
 
 def trl_prompt(student: Student, text: str, *, add_special_tokens: bool) -> str:

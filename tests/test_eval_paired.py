@@ -64,3 +64,35 @@ def test_comparison_report_renders_the_paired_section() -> None:
     }
     text = render_comparison(report)
     assert "## Paired differences" in text and "prada - sft, far targets, strict: 100.0 [100.0, 100.0]" in text
+
+
+def _evaluation(score: float) -> dict:
+    """One seed's evaluation report: 5 examples of domain ``d``, each scoring ``score``."""
+    entry = {"mean": score, "low": score, "high": score}
+    return {
+        "summary": {
+            "domains": {"d": {"role": "source", "chance": None}},
+            "groups": {"in_domain": {"strict": entry, "flexible": entry}},
+        },
+        "examples": {"d": [{"strict": score, "flexible": score}] * 5},
+    }
+
+
+def test_comparison_pairs_each_variant_over_the_seeds_it_shares_with_the_baseline() -> None:
+    from cotdistill.pipelines.cot import CotConfig, VariantConfig, comparison_report
+    from cotdistill.tasks.suite import DomainSpec, SuiteConfig
+
+    config = CotConfig(
+        suite=SuiteConfig(domains=[DomainSpec(task="arith_shopping")]),
+        variants=[VariantConfig(name="sft"), VariantConfig(name="fast", seeds=[1])],
+        seeds=[0, 1],
+    )
+    evaluations = {"sft": {0: _evaluation(0.0), 1: _evaluation(1.0)}, "fast": {1: _evaluation(1.0)}}
+    report = comparison_report(config, evaluations, {})
+    assert report["paired"]["fast"]["seeds"] == [1]
+    # seed 1 against seed 1: no difference (pairing with seed 0 would give +100)
+    assert report["paired"]["fast"]["difference"]["groups"]["in_domain"]["strict"]["mean"] == 0.0
+    assert report["runs"]["sft"]["summary"]["domains"]["d"]["strict"]["mean"] == 0.5
+
+    evaluations["fast"] = {2: _evaluation(1.0)}  # no seed in common: nothing to pair
+    assert "fast" not in comparison_report(config, evaluations, {})["paired"]

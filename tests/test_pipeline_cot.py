@@ -87,3 +87,29 @@ def test_parallel_jobs_match_sequential_runs(tmp_path):
     assert two["seeds"] == [0, 1]
     for seed in ("0", "1"):
         assert two["per_seed"][seed] == one["per_seed"][seed]
+
+
+def test_a_variant_with_its_own_seeds_pairs_over_the_shared_ones(tmp_path, capsys):
+    """``variants[].seeds`` trains a costly variant on fewer seeds; the finished trainings are kept
+    and its difference from the baseline is paired over the seeds both ran."""
+    recipe = tmp_path / "tiny.yaml"
+    recipe.write_text(RECIPE)
+    out = tmp_path / "run"
+    assert main(["run", str(recipe), "--output", str(out)]) == 0
+    checkpoint = out / "runs" / "sft" / "seed-0" / "train" / "final" / "model.safetensors"
+    stamp = checkpoint.stat().st_mtime_ns
+
+    variants = (
+        "variants=[{name: sft, method: sft, seeds: [0, 1]}, {name: fast, method: sft, train: {lr: 0.01}, seeds: [1]}]"
+    )
+    assert main(["run", str(recipe), variants, "--output", str(out), "--resume"]) == 0
+    assert checkpoint.stat().st_mtime_ns == stamp  # listing the baseline's seeds kept its trainings
+    assert not (out / "runs" / "fast" / "seed-0").exists()
+    report = json.loads((out / "report.json").read_text())
+    assert report["runs"]["fast"]["seeds"] == [1] and report["runs"]["sft"]["seeds"] == [0, 1]
+    assert report["paired"]["fast"]["seeds"] == [1]
+    assert "| fast | 1 |" in (out / "report.md").read_text()
+    capsys.readouterr()
+
+    with pytest.raises(ConfigError, match="seeds must be distinct"):
+        load_recipe(recipe, ["variants=[{name: sft, seeds: [1, 1]}]"])

@@ -69,11 +69,17 @@ class VariantConfig:
     method: str = field(default="sft", metadata={"help": "registered method (sft, prada, ...)"})
     args: dict[str, Any] = field(default_factory=dict, metadata={"help": "the method's Config fields"})
     train: dict[str, Any] = field(default_factory=dict, metadata={"help": "overrides of the shared train settings"})
+    seeds: list[int] = field(
+        default_factory=list,
+        metadata={"help": "this variant's training seeds (empty: the run's seeds); fewer for a costly variant"},
+    )
 
     def __post_init__(self) -> None:
         self.name = self.name or self.method
         if not _NAME.match(self.name):
             raise ValueError(f"name must be letters, digits, '_', '-' or '.', got {self.name!r}")
+        if len(set(self.seeds)) != len(self.seeds):
+            raise ValueError(f"seeds must be distinct integers, got {self.seeds}")
         try:
             method = METHODS.get(self.method)
             from_dict(method.Config, self.args, where=f"method '{self.method}'", prefix="args.")
@@ -83,6 +89,11 @@ class VariantConfig:
 
     def method_config(self) -> Any:
         return from_dict(METHODS.get(self.method).Config, self.args)
+
+    def identity(self) -> dict[str, Any]:
+        """What a training of this variant depends on: everything but the seed list (a run's own seed
+        is in its train settings), so that adding or dropping seeds keeps the finished trainings."""
+        return {k: v for k, v in to_dict(self).items() if k != "seeds"}
 
     def train_config(self, base: TrainConfig, seed: int) -> TrainConfig:
         """The shared settings with this variant's overrides; trackers see ``[run_name/]variant/seed-N``."""
@@ -141,7 +152,7 @@ class CotPipeline:
     def run(self, config: CotConfig, output_dir: str | Path, *, resume: bool = False) -> Path:
         out = Path(output_dir)
         out.mkdir(parents=True, exist_ok=True)
-        runs = [(variant, seed) for variant in config.variants for seed in config.seeds]
+        runs = [(variant, seed) for variant in config.variants for seed in variant.seeds or config.seeds]
         prepare(stages(config, out, runs), resume=resume)
         write_config(config, out)
         timings: dict[str, float] = {}
@@ -249,7 +260,7 @@ def stages(config: CotConfig, out: Path, runs: list[tuple[VariantConfig, int]]) 
         run_dir = out / "runs" / variant.name / f"seed-{seed}"
         train_cfg = variant.train_config(config.train, seed)
         train = Stage.directory(
-            run_dir / "train", rationales.after(student=config.student, train=train_cfg, variant=variant)
+            run_dir / "train", rationales.after(student=config.student, train=train_cfg, variant=variant.identity())
         )
         evaluation = Stage.directory(run_dir / "eval", train.after(eval=config.eval), on_change=OnChange.RERUN)
         declared += [train, evaluation]
@@ -278,10 +289,11 @@ def comparison_report(
     config: CotConfig, evaluations: dict[str, dict[int, dict[str, Any]]], timings: dict[str, float]
 ) -> dict[str, Any]:
     """Pool each variant's seeds into one summary (seed x example bootstrap) for ``report.json``, and
-    each later variant's difference from the first one (``paired``), paired over seeds and examples."""
+    each later variant's difference from the first one (``paired``), paired over the seeds both ran
+    (``seeds``) and their examples."""
     runs: dict[str, Any] = {}
     chance: dict[str, float] = {}
-    matrices: dict[str, dict[str, dict[str, np.ndarray]]] = {}
+    matrices: dict[str, dict[str, dict[str, dict[int, np.ndarray]]]] = {}
     kwargs = {
         "n_resamples": config.eval.bootstrap_resamples,
         "confidence": config.eval.confidence,
@@ -302,7 +314,10 @@ def comparison_report(
             }
             for metric in METRICS
         }
-        matrices[variant.name] = correct
+        matrices[variant.name] = {
+            metric: {d: dict(zip(sorted(per_seed), rows, strict=True)) for d, rows in by_domain.items()}
+            for metric, by_domain in correct.items()
+        }
         runs[variant.name] = {
             "method": variant.method,
             "seeds": sorted(per_seed),
@@ -316,14 +331,17 @@ def comparison_report(
             },
         }
     baseline = config.variants[0].name
-    paired = {
-        variant.name: {
-            "baseline": baseline,
-            "difference": paired_difference(matrices[baseline], matrices[variant.name], roles, **kwargs),
-        }
-        for variant in config.variants[1:]
-        if sorted(evaluations[variant.name]) == sorted(evaluations[baseline])
-    }
+    paired = {}
+    for variant in config.variants[1:]:
+        shared = sorted(set(evaluations[variant.name]) & set(evaluations[baseline]))
+        if shared:
+            paired[variant.name] = {
+                "baseline": baseline,
+                "seeds": shared,
+                "difference": paired_difference(
+                    _on_seeds(matrices[baseline], shared), _on_seeds(matrices[variant.name], shared), roles, **kwargs
+                ),
+            }
     body = {
         "metric": config.eval.metric,
         "config": to_dict(config),
@@ -333,6 +351,16 @@ def comparison_report(
         "timings_s": {k: round(v, 2) for k, v in timings.items()},
     }
     return run_report(body, pipeline="cot", title=config.title)
+
+
+def _on_seeds(
+    correct: dict[str, dict[str, dict[int, np.ndarray]]], seeds: list[int]
+) -> dict[str, dict[str, np.ndarray]]:
+    """Per metric and domain, the (len(seeds), examples) matrix of those seeds' per-example scores."""
+    return {
+        metric: {d: np.stack([rows[seed] for seed in seeds]) for d, rows in by_domain.items()}
+        for metric, by_domain in correct.items()
+    }
 
 
 def training_data(suite: Suite, rationales_dir: str | Path) -> TrainData:

@@ -181,11 +181,14 @@ def _paired_section(report: Mapping[str, Any]) -> list[str]:
     rows = []
     for name, entry in paired.items():
         difference = entry["difference"]
+        seeds = ", ".join(str(s) for s in entry.get("seeds") or report["runs"][name]["seeds"])
         for domain, values in difference["domains"].items():
-            rows.append([name, domain, values["role"], Interval.from_dict(values[metric]).format()])
+            rows.append([name, seeds, domain, values["role"], Interval.from_dict(values[metric]).format()])
         for group, values in difference["groups"].items():
-            rows.append([name, f"**{GROUP_TITLES[group]}**", "macro", Interval.from_dict(values[metric]).format()])
-    lines += [markdown_table(["method", "domain", "role", "difference"], rows), ""]
+            rows.append(
+                [name, seeds, f"**{GROUP_TITLES[group]}**", "macro", Interval.from_dict(values[metric]).format()]
+            )
+    lines += [markdown_table(["method", "paired seeds", "domain", "role", "difference"], rows), ""]
     lines += [f"- {sentence}" for sentence in paired_verdicts(report)]
     return lines + [""]
 

@@ -28,6 +28,7 @@ import logging
 import os
 import re
 import time
+from collections.abc import Iterable
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from multiprocessing import get_context
@@ -293,7 +294,6 @@ def comparison_report(
     (``seeds``) and their examples."""
     runs: dict[str, Any] = {}
     chance: dict[str, float] = {}
-    matrices: dict[str, dict[str, dict[str, dict[int, np.ndarray]]]] = {}
     kwargs = {
         "n_resamples": config.eval.bootstrap_resamples,
         "confidence": config.eval.confidence,
@@ -305,19 +305,7 @@ def comparison_report(
         domains = first["summary"]["domains"]
         roles = {d: entry["role"] for d, entry in domains.items()}
         chance = {d: entry["chance"] for d, entry in domains.items()}
-        correct = {
-            metric: {
-                d: np.array(
-                    [[float(row[metric]) for row in per_seed[seed]["examples"][d]] for seed in sorted(per_seed)]
-                )
-                for d in domains
-            }
-            for metric in METRICS
-        }
-        matrices[variant.name] = {
-            metric: {d: dict(zip(sorted(per_seed), rows, strict=True)) for d, rows in by_domain.items()}
-            for metric, by_domain in correct.items()
-        }
+        correct = _scores(per_seed, sorted(per_seed), domains)
         runs[variant.name] = {
             "method": variant.method,
             "seeds": sorted(per_seed),
@@ -335,12 +323,11 @@ def comparison_report(
     for variant in config.variants[1:]:
         shared = sorted(set(evaluations[variant.name]) & set(evaluations[baseline]))
         if shared:
+            before, after = (_scores(evaluations[name], shared, roles) for name in (baseline, variant.name))
             paired[variant.name] = {
                 "baseline": baseline,
                 "seeds": shared,
-                "difference": paired_difference(
-                    _on_seeds(matrices[baseline], shared), _on_seeds(matrices[variant.name], shared), roles, **kwargs
-                ),
+                "difference": paired_difference(before, after, roles, **kwargs),
             }
     body = {
         "metric": config.eval.metric,
@@ -353,13 +340,16 @@ def comparison_report(
     return run_report(body, pipeline="cot", title=config.title)
 
 
-def _on_seeds(
-    correct: dict[str, dict[str, dict[int, np.ndarray]]], seeds: list[int]
+def _scores(
+    per_seed: dict[int, dict[str, Any]], seeds: list[int], domains: Iterable[str]
 ) -> dict[str, dict[str, np.ndarray]]:
     """Per metric and domain, the (len(seeds), examples) matrix of those seeds' per-example scores."""
     return {
-        metric: {d: np.stack([rows[seed] for seed in seeds]) for d, rows in by_domain.items()}
-        for metric, by_domain in correct.items()
+        metric: {
+            d: np.array([[float(row[metric]) for row in per_seed[seed]["examples"][d]] for seed in seeds])
+            for d in domains
+        }
+        for metric in METRICS
     }
 
 

@@ -92,6 +92,18 @@ def test_cache_key_follows_rows_teacher_k_and_temperature_not_row_order(teacher,
         TopKCache(tmp_path, rows, scorer, k=5).load()
 
 
+def test_a_teacher_retrained_under_the_same_name_gets_its_own_cache(teacher, rows, tmp_path):
+    import copy
+
+    same = LocalTeacher(copy.deepcopy(teacher.model), teacher.tokenizer, teacher.name)
+    retrained = LocalTeacher(copy.deepcopy(teacher.model), teacher.tokenizer, teacher.name)
+    with torch.no_grad():
+        next(retrained.model.parameters()).add_(1e-3)
+    base = TopKCache(tmp_path, rows, LocalScorer(teacher), k=5).directory
+    assert TopKCache(tmp_path, rows, LocalScorer(same), k=5).directory == base
+    assert TopKCache(tmp_path, rows, LocalScorer(retrained), k=5).directory != base
+
+
 def test_local_scorer_gives_top_k_of_the_teacher_distribution(teacher, rows):
     (ids, logprobs), *_ = LocalScorer(teacher, batch_size=3).score(rows[:4], 4)
     batch = torch.tensor([rows[0]["input_ids"]])

@@ -10,6 +10,7 @@ from typing import Literal
 from cotdistill.errors import ConfigError
 from cotdistill.models.lora import StudentLoRAConfig, apply_lora
 from cotdistill.models.prune import keep_decoder_layers, validate_keep_layers
+from cotdistill.models.short_attention import use_short_attention
 from cotdistill.models.student import STUDENT_FILE, Student, plain_prompt
 from cotdistill.models.tiny import TinyConfig, build_tiny_model, train_tokenizer
 
@@ -72,6 +73,7 @@ def load_student(cfg: StudentConfig, corpus: Iterable[str] | None = None) -> Stu
         student = Student.load(name, trust_remote_code=cfg.trust_remote_code)
     else:
         student = _from_pretrained(name, cfg)
+    use_short_attention(student.model)
     if cfg.keep_layers is not None:
         try:
             keep_decoder_layers(student.model, cfg.keep_layers)

@@ -32,6 +32,7 @@ from torch import nn
 from cotdistill.errors import CotDistillError, DataError
 from cotdistill.io import read_text
 from cotdistill.models.generation import GenerationEngine, Sampling, stop_token_ids
+from cotdistill.models.short_attention import use_short_attention
 from cotdistill.precision import Precision, announce, resolve_precision
 
 STUDENT_FILE = "student.json"
@@ -205,6 +206,7 @@ class Student:
             model = PeftModel.from_pretrained(base, directory, is_trainable=True)
         else:
             model = AutoModelForCausalLM.from_pretrained(directory, trust_remote_code=trust_remote_code)
+        use_short_attention(model)
         soft_prompt = soft_cls.load(directory / SOFT_PROMPT_DIR) if soft_cls is not None else None
         return cls(model, tokenizer, soft_prompt, settings.get("use_chat_template", True))
 

@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from cotdistill.errors import ConfigError
 from cotdistill.models.generation import GenerationEngine, Sampling, longest_first
+from cotdistill.models.short_attention import use_short_attention
 from cotdistill.precision import (
     PRECISION_HELP,
     Precision,
@@ -183,6 +184,7 @@ def _load(config: TeacherConfig, device: torch.device) -> tuple[Any, Any, Resolv
             "(e.g. the one `cotdistill models pull smollm2-135m-instruct` writes); the hub is not reachable here."
         ) from None
     announce(precision, "hf teacher")
+    use_short_attention(model)
     autocast_in = precision if weights == torch.float32 else resolve_precision(Precision.FP32)
     return model.to(device), tokenizer, autocast_in
 

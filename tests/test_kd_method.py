@@ -205,6 +205,11 @@ def test_vocabulary_mismatch_stops_before_training(tmp_path):
     assert not (tmp_path / "run").exists()
 
 
+def test_a_missing_teacher_is_named_as_the_teacher(tmp_path):
+    with pytest.raises(ConfigError, match=r"^teacher\.model '.*not-trained-yet': not a preset"):
+        load_local_teacher(fresh_student(), kd_config(tmp_path / "not-trained-yet"))
+
+
 def test_config_errors_name_the_key():
     with pytest.raises(ConfigError, match="served teacher.*source: topk"):
         from_dict(KDConfig, {"teacher": {"model": "m", "base_url": "http://127.0.0.1:1/v1"}}, where="r.yaml")

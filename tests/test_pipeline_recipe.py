@@ -1,6 +1,7 @@
 """Recipe loading: pipeline selection, did-you-mean for unknown pipelines, file + key in errors."""
 
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import pytest
 
@@ -55,3 +56,9 @@ def test_unknown_key_and_bad_value_name_file_and_key(tmp_path):
         load_recipe(_recipe(tmp_path, "pipeline: [a]\n"))
     with pytest.raises(ConfigError, match="does not exist"):
         load_recipe(tmp_path / "missing.yaml")
+
+
+@pytest.mark.parametrize("path", sorted((Path(__file__).parents[1] / "recipes").glob("*.yaml")), ids=lambda p: p.name)
+def test_every_shipped_recipe_loads(path):
+    recipe = load_recipe(path)
+    assert recipe.pipeline in PIPELINES

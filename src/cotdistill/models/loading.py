@@ -51,19 +51,21 @@ class StudentConfig:
             validate_keep_layers(self.keep_layers, max(self.keep_layers, default=0) + 1)
 
 
-def load_student(cfg: StudentConfig, corpus: Iterable[str] | None = None) -> Student:
-    """A fresh Student per ``cfg``; ``corpus`` (texts of the run) trains the tiny preset's tokenizer."""
+def load_student(cfg: StudentConfig, corpus: Iterable[str] | None = None, *, key: str = "student") -> Student:
+    """A fresh Student per ``cfg``; ``corpus`` (texts of the run) trains the tiny preset's tokenizer.
+
+    ``key`` names the config section in errors (``student``, or ``teacher`` for a KD teacher)."""
     from cotdistill.models.pull import PRESETS, resolve_model
 
     name = cfg.model
     if name == TINY:
         if corpus is None:
-            raise ConfigError("student.model 'tiny' needs a corpus (the run's texts) to train its tokenizer")
+            raise ConfigError(f"{key}.model 'tiny' needs a corpus (the run's texts) to train its tokenizer")
         texts = [plain_prompt("", ""), *corpus]
         tokenizer = train_tokenizer(texts, cfg.tiny.vocab_size)
         student = Student(build_tiny_model(cfg.tiny, tokenizer), tokenizer, None, cfg.use_chat_template)
     elif name in PRESETS:
-        student = _from_pretrained(resolve_model(name), cfg)
+        student = _from_pretrained(resolve_model(name), cfg, key)
     elif name.endswith(".gguf"):
         from cotdistill.models.gguf import load_gguf
 
@@ -72,19 +74,19 @@ def load_student(cfg: StudentConfig, corpus: Iterable[str] | None = None) -> Stu
     elif (Path(name) / STUDENT_FILE).exists():
         student = Student.load(name, trust_remote_code=cfg.trust_remote_code)
     else:
-        student = _from_pretrained(name, cfg)
+        student = _from_pretrained(name, cfg, key)
     use_short_attention(student.model)
     if cfg.keep_layers is not None:
         try:
             keep_decoder_layers(student.model, cfg.keep_layers)
         except ValueError as exc:
-            raise ConfigError(f"student.keep_layers: {exc}") from None
+            raise ConfigError(f"{key}.keep_layers: {exc}") from None
     if cfg.finetune == "lora" and not student.is_peft:
         student.model = apply_lora(student.model, cfg.lora)
     return student
 
 
-def _from_pretrained(name: str, cfg: StudentConfig) -> Student:
+def _from_pretrained(name: str, cfg: StudentConfig, key: str) -> Student:
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     try:
@@ -92,6 +94,6 @@ def _from_pretrained(name: str, cfg: StudentConfig) -> Student:
         model = AutoModelForCausalLM.from_pretrained(name, trust_remote_code=cfg.trust_remote_code)
     except OSError as exc:
         raise ConfigError(
-            f"student.model '{name}': not a preset, .gguf file, directory or reachable model name ({exc})"
+            f"{key}.model '{name}': not a preset, .gguf file, directory or reachable model name ({exc})"
         ) from None
     return Student(model, tokenizer, None, cfg.use_chat_template)

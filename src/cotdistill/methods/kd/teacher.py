@@ -40,7 +40,7 @@ class LocalTeacher:
     def load(cls, cfg: KDTeacherConfig, device: torch.device) -> LocalTeacher:
         from cotdistill.models.loading import StudentConfig, load_student
 
-        loaded = load_student(StudentConfig(model=cfg.model, trust_remote_code=cfg.trust_remote_code))
+        loaded = load_student(StudentConfig(model=cfg.model, trust_remote_code=cfg.trust_remote_code), key="teacher")
         model = loaded.model.to(device).eval().requires_grad_(False)
         return cls(model, loaded.tokenizer, cfg.model)
 

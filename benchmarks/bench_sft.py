@@ -5,21 +5,22 @@ Same model (SmolLM2-135M-Instruct when pulled, else the tiny preset), same mixed
 fine-tuning. Rows, all measured side by side in this process:
 
 * ``cotdistill_default``: cotdistill's SFT trainer with ``precision: auto`` (what a user gets);
+* ``cotdistill_bf16_master_weights``: the same trainer with ``precision: bf16`` and
+  ``master_weights: true`` (bf16 weights, fp32 master copies in the optimizer, no autocast);
 * ``cotdistill_default_sdpa``: the default with transformers' ``sdpa`` attention instead of
   cotdistill's short-sequence attention (``cotdistill.models.short_attention``): the change's
   before/after;
 * ``cotdistill_fp32``: the same trainer with ``precision: fp32``;
-* ``cotdistill_bf16_master_weights``: the same trainer with ``precision: bf16`` and
-  ``master_weights: true`` (bf16 weights, fp32 master copies in the optimizer, no autocast);
 * ``trl_same_precision``: TRL's ``SFTTrainer`` at the default's resolved precision, no
   gradient checkpointing, transformers' default ``sdpa`` attention (what a TRL user gets);
 * ``torch_loop_same_precision``: a plain PyTorch loop (autocast, the model's own loss, AdamW) on
   the same length-sorted batches: the reference for what the hardware gives.
 
+Every row is measured ``--rounds`` times, in reversed order on odd rounds, and averaged.
 Throughput counts non-padding tokens per second; MFU is ``6 * parameters * tokens/s`` over the
 bf16 and the fp32 matmul peaks, both measured here (2048x2048 matmul, this process's threads).
 
-    python benchmarks/bench_sft.py [--model smollm2-135m-instruct|tiny] [--steps 6] [--batch-size 8]
+    python benchmarks/bench_sft.py [--model smollm2-135m-instruct|tiny] [--steps 6] [--batch-size 8] [--rounds 3]
 
 Writes benchmarks/results/sft_throughput.json and .md.
 """
@@ -101,7 +102,15 @@ def mixed_cot(n_per_domain: int) -> list:
 
 
 def run_cotdistill(
-    student_cfg, examples, corpus, args, out, precision: str, *, master_weights: bool = False, attention: str = ""
+    student_cfg,
+    examples,
+    corpus,
+    args,
+    out,
+    precision: str,
+    *,
+    master_weights: bool = False,
+    attention: str = "",
 ) -> StepClock:
     student = load_student(student_cfg, corpus)
     if attention:
@@ -192,6 +201,9 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=6, help="optimizer steps per trainer (the first is warm-up)")
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--per-domain", type=int, default=24, help="examples per task family")
+    parser.add_argument(
+        "--rounds", type=int, default=3, help="times every row is measured, in reversed order on odd rounds"
+    )
     args = parser.parse_args()
 
     load_before = os.getloadavg()[0]
@@ -209,19 +221,24 @@ def main() -> None:
     del probe
     measured = {"bf16": matmul_peak(torch.bfloat16), "fp32": matmul_peak(torch.float32)}
     peaks = {name: m["cpu"] for name, m in measured.items()}
+    runners = {
+        "cotdistill_default": lambda out: run_cotdistill(student_cfg, examples, corpus, args, out, "auto"),
+        "cotdistill_bf16_master_weights": lambda out: run_cotdistill(
+            student_cfg, examples, corpus, args, out, "bf16", master_weights=True
+        ),
+        "cotdistill_default_sdpa": lambda out: run_cotdistill(
+            student_cfg, examples, corpus, args, out, "auto", attention="sdpa"
+        ),
+        "cotdistill_fp32": lambda out: run_cotdistill(student_cfg, examples, corpus, args, out, "fp32"),
+        "trl_same_precision": lambda out: run_trl(student_cfg, examples, corpus, args, out, default),
+        "torch_loop_same_precision": lambda out: run_torch_loop(student_cfg, examples, corpus, args, default),
+    }
+    rounds: dict[str, list[dict[str, float]]] = {name: [] for name in runners}
     with tempfile.TemporaryDirectory() as tmp:
-        clocks = {
-            "cotdistill_default": run_cotdistill(student_cfg, examples, corpus, args, Path(tmp) / "default", "auto"),
-            "cotdistill_default_sdpa": run_cotdistill(
-                student_cfg, examples, corpus, args, Path(tmp) / "sdpa", "auto", attention="sdpa"
-            ),
-            "cotdistill_fp32": run_cotdistill(student_cfg, examples, corpus, args, Path(tmp) / "fp32", "fp32"),
-            "cotdistill_bf16_master_weights": run_cotdistill(
-                student_cfg, examples, corpus, args, Path(tmp) / "master", "bf16", master_weights=True
-            ),
-            "trl_same_precision": run_trl(student_cfg, examples, corpus, args, Path(tmp) / "trl", default),
-            "torch_loop_same_precision": run_torch_loop(student_cfg, examples, corpus, args, default),
-        }
+        for r in range(args.rounds):
+            order = list(runners) if r % 2 == 0 else list(reversed(runners))
+            for name in order:
+                rounds[name].append(runners[name](Path(tmp) / f"{name}-{r}").rate())
     results = {"model": args.model, "parameters": params, "batch_size": args.batch_size, "steps_timed": args.steps - 1,
                "default_precision": default.precision.value, "default_precision_reason": default.reason,
                "examples": len(examples), "row_tokens_min_mean_max": [min(lengths), sum(lengths) / len(lengths), max(lengths)],
@@ -230,17 +247,15 @@ def main() -> None:
                "matmul_peak_gflops_wall_fp32": measured["fp32"]["wall"] / 1e9,
                "torch_threads": torch.get_num_threads(), "cpu_count": os.cpu_count(),
                "cpu_bf16_flags": list(cpu_bf16_flags()), "machine": platform.processor() or platform.machine(),
-               "load_average_1min_before_after": [load_before, os.getloadavg()[0]]}  # fmt: skip
-    for name, clock in clocks.items():
-        entry = clock.rate()
+               "load_average_1min_before_after": [load_before, os.getloadavg()[0]], "rounds": args.rounds}  # fmt: skip
+    for name, measured_rounds in rounds.items():
+        entry = {key: sum(m[key] for m in measured_rounds) / len(measured_rounds) for key in measured_rounds[0]}
+        entry["tokens_per_s_rounds"] = [m["tokens_per_s"] for m in measured_rounds]
         flops = 6 * params * entry["tokens_per_s"]
         results[name] = {**entry, "mfu_bf16_peak": flops / peaks["bf16"], "mfu_fp32_peak": flops / peaks["fp32"]}
     default_rate = results["cotdistill_default"]["tokens_per_s"]
-    for name in ("cotdistill_default_sdpa", "cotdistill_fp32", "trl_same_precision", "torch_loop_same_precision"):
+    for name in ROWS[1:]:
         results[f"default_speedup_over_{name}"] = default_rate / results[name]["tokens_per_s"]
-    master_rate = results["cotdistill_bf16_master_weights"]["tokens_per_s"]
-    for name in ("cotdistill_default", "cotdistill_fp32"):
-        results[f"master_weights_speedup_over_{name}"] = master_rate / results[name]["tokens_per_s"]
     results["mfu_bf16_peak"] = results["cotdistill_default"]["mfu_bf16_peak"]
     results["mfu_fp32_peak"] = results["cotdistill_default"]["mfu_fp32_peak"]
     RESULTS.mkdir(parents=True, exist_ok=True)
@@ -251,9 +266,9 @@ def main() -> None:
 
 ROWS = (
     "cotdistill_default",
+    "cotdistill_bf16_master_weights",
     "cotdistill_default_sdpa",
     "cotdistill_fp32",
-    "cotdistill_bf16_master_weights",
     "trl_same_precision",
     "torch_loop_same_precision",
 )
@@ -292,12 +307,13 @@ def render(r: dict) -> str:
         f"Default over cotdistill fp32: **{r['default_speedup_over_cotdistill_fp32']:.2f}x** (goal >= 2.5x); over TRL "
         f"at the same precision: **{r['default_speedup_over_trl_same_precision']:.2f}x** (goal >= 1.5x); over the plain "
         f"loop: **{r['default_speedup_over_torch_loop_same_precision']:.2f}x**. Default MFU against the measured bf16 "
-        f"peak: **{100 * r['mfu_bf16_peak']:.1f}%** (goal >= 50%). Short-sequence attention over `sdpa` (both "
-        f"at the default precision): **{r['default_speedup_over_cotdistill_default_sdpa']:.2f}x**.",
+        f"peak: **{100 * r['mfu_bf16_peak']:.1f}%** (goal >= 50%). Over bf16 weights with fp32 master copies "
+        f"(`master_weights: true`): **{r['default_speedup_over_cotdistill_bf16_master_weights']:.2f}x**. "
+        f"Short-sequence attention over `sdpa` (both at the default precision): **{r['default_speedup_over_cotdistill_default_sdpa']:.2f}x**.",
         "",
-        f"bf16 weights with fp32 master copies (no autocast) over the default: "
-        f"**{r['master_weights_speedup_over_cotdistill_default']:.2f}x**; over cotdistill fp32: "
-        f"**{r['master_weights_speedup_over_cotdistill_fp32']:.2f}x**.",
+        f"Each row is the mean of {r['rounds']} measurements, taken in the order above on even rounds and "
+        "reversed on odd ones (so that a drift in the machine's speed does not favour one row); "
+        "`tokens_per_s_rounds` in the .json has each.",
         "",
         "MFU counts 6 x parameters FLOPs per non-padding token (forward + backward) and ignores attention",
         "FLOPs and the fp32 work (optimizer, norms, loss) that mixed precision leaves in fp32.",

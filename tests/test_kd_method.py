@@ -175,6 +175,24 @@ def test_on_policy_trains_on_student_samples_with_the_divergence_only(teacher_di
             assert tuple(completion) not in gold_completions
 
 
+def test_with_bf16_master_weights_the_online_teacher_runs_in_bf16_too(teacher_dir, tmp_path):
+    data = examples(8)
+    config = kd_config(teacher_dir)
+    train = TrainConfig(
+        max_steps=2, batch_size=4, logging_steps=1, precision="bf16", master_weights=True, progress=False
+    )
+    student = fresh_student()
+    source = KD().teacher_source(student, TrainData(data), train, config)
+    rows = KD().build_rows(student, TrainData(data), config, train)
+    trainer = KDTrainer(student, rows, train, tmp_path, method_config=config, teacher_source=source)
+    assert trainer.precision.master_weights
+    assert all(p.dtype is torch.bfloat16 for p in source.teacher.model.parameters())
+    trainer.train()
+    kd_losses = [e["kd_loss"] for e in trainer.state.log_history if "kd_loss" in e]
+    assert kd_losses and all(0 < loss < float("inf") for loss in kd_losses)
+    assert all(p.dtype is torch.float32 for p in student.model.parameters())
+
+
 def test_kd_with_prada_trains_the_discriminator_too(teacher_dir, tmp_path):
     labelled = examples(8, "src_a") + examples(8, "src_b")
     unlabelled = [replace(e, answer="", rationale=None) for e in examples(6, "tgt")]

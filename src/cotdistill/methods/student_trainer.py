@@ -55,7 +55,7 @@ class StudentTrainer(MasterWeightsMixin, Trainer):
         self.train_config = train
         self.method_config = method_config
         self._step_logs: dict[str, list[float]] = defaultdict(list)
-        precision = training_precision(train, student.model)
+        self.precision = precision = training_precision(train, student.model)
         super().__init__(
             model=StudentModule(student, extra_modules),
             args=build_training_args(train, output_dir, precision=precision, remove_unused_columns=False),

@@ -33,6 +33,9 @@ class KDTrainerMixin:
         super().__init__(*args, **kwargs)
         config = self.method_config
         self.teacher_source = teacher_source
+        if self.precision.master_weights and isinstance(teacher_source, OnlineSource):
+            # frozen, so no master copy: the teacher runs in bf16 like the student, without autocast
+            teacher_source.teacher.model.to(torch.bfloat16)
         self.kd_loss: KDLoss = build_loss(config.divergence, beta=config.beta, temperature=config.temperature)
 
     def kd_token_sum(self, outputs: SFTOutput, inputs: dict[str, torch.Tensor]) -> torch.Tensor:
